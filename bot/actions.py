@@ -1,0 +1,86 @@
+"""GitHub Actions runtime: workflow commands (annotations, masking), outputs and the job summary.
+
+Everything that may carry text from a pull request is escaped here, so it can never start a workflow command
+of its own: CR and LF are encoded (a command must start a line), and property values also encode ``:`` and
+``,`` so a file name cannot close the property list.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TextIO
+
+
+def in_actions(environ: Mapping[str, str] | None = None) -> bool:
+    environ = os.environ if environ is None else environ
+    return environ.get("GITHUB_ACTIONS") == "true"
+
+
+def escape_data(value: str) -> str:
+    return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(value: str) -> str:
+    return escape_data(value).replace(":", "%3A").replace(",", "%2C")
+
+
+def safe_line(value: str) -> str:
+    """Plain log text that cannot be read as a workflow command (no line breaks, no leading ``::``)."""
+    value = escape_data(value)
+    return f" {value}" if value.lstrip().startswith("::") else value
+
+
+def annotation(
+    level: str,
+    message: str,
+    *,
+    file: str | None = None,
+    line: int | None = None,
+    col: int | None = None,
+    title: str | None = None,
+) -> str:
+    """One ``::error``/``::warning``/``::notice`` command line."""
+    if level not in ("error", "warning", "notice"):
+        raise ValueError(level)
+    props = []
+    if file is not None:
+        props.append(f"file={escape_property(file)}")
+    if line is not None:
+        props.append(f"line={line}")
+    if col is not None:
+        props.append(f"col={col}")
+    if title is not None:
+        props.append(f"title={escape_property(title)}")
+    prefix = f"::{level} {','.join(props)}" if props else f"::{level}"
+    return f"{prefix}::{escape_data(message)}"
+
+
+def mask(value: str, stream: TextIO) -> None:
+    """Ask the runner to hide ``value`` in every later log line."""
+    if value:
+        stream.write(f"::add-mask::{escape_data(value)}\n")
+        stream.flush()
+
+
+def set_output(name: str, value: str, environ: Mapping[str, str] | None = None) -> None:
+    """Write a step output to ``GITHUB_OUTPUT`` with a random delimiter (values may span lines)."""
+    environ = os.environ if environ is None else environ
+    path = environ.get("GITHUB_OUTPUT")
+    if not path:
+        return
+    delimiter = f"ghadelimiter_{secrets.token_hex(16)}"
+    with Path(path).open("a", encoding="utf-8") as handle:
+        handle.write(f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
+
+
+def append_summary(markdown: str, environ: Mapping[str, str] | None = None) -> None:
+    """Append markdown to the job summary (``GITHUB_STEP_SUMMARY``), when there is one."""
+    environ = os.environ if environ is None else environ
+    path = environ.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return
+    with Path(path).open("a", encoding="utf-8") as handle:
+        handle.write(markdown.rstrip("\n") + "\n")

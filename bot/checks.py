@@ -1,0 +1,69 @@
+"""Offline lint of the list files: syntax, allowed registries, duplicates, already mirrored (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from bot.errors import MappingError
+from bot.lists import Entry, ListFile, ListKind, MirroredIndex, Problem
+from bot.rules import Mapper, Target
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedEntry:
+    entry: Entry
+    target: Target
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    entries: tuple[CheckedEntry, ...]
+    problems: tuple[Problem, ...]
+
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        return tuple(problem for problem in self.problems if problem.is_error)
+
+
+def check_lists(lists: Iterable[ListFile], mapper: Mapper, mirrored: MirroredIndex | None = None) -> CheckResult:
+    """Lint parsed lists; ``mirrored`` (from mirrored-images.txt) turns already-mirrored requests into warnings."""
+    checked: list[CheckedEntry] = []
+    problems: list[Problem] = []
+    seen: dict[tuple[ListKind, tuple[str, str, str | None, str | None]], Entry] = {}
+    for list_file in lists:
+        problems.extend(list_file.problems)
+        for entry in list_file.entries:
+            key = (list_file.kind, entry.ref.identity())
+            first = seen.setdefault(key, entry)
+            if first is not entry:
+                problems.append(_problem(entry, f"duplicate of {_where(first)} (the same image as '{first.text}')"))
+                continue
+            if list_file.kind is ListKind.MIRRORED:
+                continue
+            try:
+                target = mapper.target(entry.ref)
+            except MappingError as exc:
+                problems.append(_problem(entry, exc.message))
+                continue
+            checked.append(CheckedEntry(entry, target))
+            if mirrored is not None and list_file.kind is ListKind.REQUIRED:
+                done = mirrored.find(entry.ref)
+                if done is not None:
+                    problems.append(
+                        _problem(
+                            entry,
+                            f"already mirrored ({_where(done)}: {done.text}); this line can be removed",
+                            "warning",
+                        )
+                    )
+    problems.sort(key=lambda problem: (problem.file, problem.line, problem.col))
+    return CheckResult(tuple(checked), tuple(problems))
+
+
+def _where(entry: Entry) -> str:
+    return f"{entry.file}:{entry.line}"
+
+
+def _problem(entry: Entry, message: str, severity: str = "error") -> Problem:
+    return Problem(entry.file, entry.line, entry.col, message, severity)

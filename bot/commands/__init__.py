@@ -1,0 +1,1 @@
+"""Sub-commands of ``python -m bot``: one module each, with ``register(subparsers)``."""

@@ -1,0 +1,66 @@
+"""``check [FILE...]``: offline lint of the list files."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bot import actions
+from bot.checks import check_lists
+from bot.lists import ListKind, MirroredIndex, read_list
+from bot.options import add_config_options, config_from_args
+from bot.rules import Mapper
+
+MIRROR_DIR = Path("mirror")
+DEFAULT_FILES = ("required-images.txt", "required-images-daily.txt")
+MIRRORED_FILE = "mirrored-images.txt"
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "check",
+        help="lint the list files offline",
+        description="Check list files without any network access: syntax, allowed and denied registries, "
+        "duplicates, and requests that are already mirrored. Prints the mirror target of every valid entry "
+        "on stdout and each problem as file:line:col on stderr; exit status 1 when any error is found.",
+    )
+    parser.add_argument(
+        "files",
+        nargs="*",
+        type=Path,
+        metavar="FILE",
+        help="list files (default: the lists under mirror/); the kind is taken from the file name",
+    )
+    parser.add_argument(
+        "--mirrored",
+        type=Path,
+        default=MIRROR_DIR / MIRRORED_FILE,
+        metavar="FILE",
+        help="the mirrored list that already-mirrored requests are compared with (default: %(default)s)",
+    )
+    add_config_options(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    mapper = Mapper(config_from_args(args))
+    files: list[Path] = args.files or [MIRROR_DIR / name for name in DEFAULT_FILES]
+    lists = [read_list(path, missing_ok=not args.files) for path in files]
+    mirrored_list = read_list(args.mirrored, ListKind.MIRRORED, missing_ok=True)
+    result = check_lists([*lists, mirrored_list], mapper, MirroredIndex(mirrored_list.entries))
+    for checked in result.entries:
+        print(f"{checked.entry.ref} -> {checked.target}")
+    annotate = actions.in_actions()
+    for problem in result.problems:
+        print(actions.safe_line(str(problem)), file=sys.stderr)
+        if annotate:
+            level = "error" if problem.is_error else "warning"
+            print(actions.annotation(level, problem.message, file=problem.file, line=problem.line, col=problem.col))
+    errors = len(result.errors)
+    warnings = len(result.problems) - errors
+    print(
+        f"checked {len(lists) + 1} files: {len(result.entries)} entries, {errors} errors, {warnings} warnings",
+        file=sys.stderr,
+    )
+    return 1 if errors else 0

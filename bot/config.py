@@ -1,0 +1,301 @@
+"""Typed, frozen configuration read from ``mirror/config.yml``.
+
+Every section has defaults that reproduce the original service, so an empty file (or none) is a working
+configuration. Unknown keys are errors: a typo in a key must not silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("mirror/config.yml")
+DEFAULT_TARGET_REGISTRY = "048912060910.dkr.ecr.cn-northwest-1.amazonaws.com.cn"
+
+# source (registry host, optionally with a path prefix) -> target path prefix, as the original service did.
+DEFAULT_RULES: tuple[tuple[str, str], ...] = (
+    ("docker.io", "dockerhub"),
+    ("gcr.io", "gcr"),
+    ("asia.gcr.io", "gcr"),
+    ("us.gcr.io", "gcr"),
+    ("eu.gcr.io", "gcr"),
+    ("registry.k8s.io", "gcr/google_containers"),
+    ("k8s.gcr.io", "gcr/google_containers"),
+    ("quay.io", "quay"),
+    ("ghcr.io", "ghcr"),
+    ("public.ecr.aws", "ecrpublic"),
+    ("602401143452.dkr.ecr.us-west-2.amazonaws.com", "amazonecr"),
+)
+
+DEFAULT_SKIP_WORDS: tuple[str, ...] = (
+    "alpha",
+    "beta",
+    "rc",
+    "dev",
+    "nightly",
+    "snapshot",
+    "windowsservercore",
+    "nanoserver",
+)
+
+GIB = 1024**3
+DEFAULT_DENY_REASON = "its owners asked not to be mirrored"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """Map references from ``source`` (``host`` or ``host/path/prefix``) to ``target`` (a path prefix)."""
+
+    source: str
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
+class DenyEntry:
+    """References whose canonical name (``host/repository[:tag]``) matches ``pattern`` are refused."""
+
+    pattern: str
+    reason: str = DEFAULT_DENY_REASON
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_image_bytes: int = 10 * GIB
+    max_pr_bytes: int = 30 * GIB
+    max_new_lines: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class DailyConfig:
+    skip_words: tuple[str, ...] = DEFAULT_SKIP_WORDS
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    semver: str | None = None
+    newest: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EcrConfig:
+    region: str | None = None
+    registry_id: str | None = None
+    endpoint_url: str | None = None
+    registry_url: str | None = None
+    tag_mutability: str = "MUTABLE"
+    scan_on_push: bool = False
+    encryption: str = "AES256"
+    kms_key: str | None = None
+    tags: tuple[tuple[str, str], ...] = ()
+    public_read_policy: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    target_registry: str = DEFAULT_TARGET_REGISTRY
+    target_prefix: str = ""
+    rules: tuple[Rule, ...] = tuple(Rule(s, t) for s, t in DEFAULT_RULES)
+    deny: tuple[DenyEntry, ...] = ()
+    insecure_registries: tuple[str, ...] = ()
+    limits: Limits = field(default_factory=Limits)
+    daily: DailyConfig = field(default_factory=DailyConfig)
+    ecr: EcrConfig = field(default_factory=EcrConfig)
+    source: str = "built-in defaults"
+
+    def with_target_registry(self, registry: str) -> Config:
+        host, _, prefix = registry.strip("/").partition("/")
+        return replace(self, target_registry=host, target_prefix=prefix)
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Read the config file; ``None`` means ``mirror/config.yml`` when it exists, else the defaults."""
+    explicit = path is not None
+    path = path or DEFAULT_CONFIG_PATH
+    if not path.exists():
+        if explicit:
+            raise ConfigError(f"{path}: config file not found; pass an existing file to --config")
+        return Config()
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    return parse_config(data, str(path))
+
+
+def parse_config(data: object, source: str = "config") -> Config:
+    """Build a :class:`Config` from already-parsed YAML data; every mistake names the key."""
+    if data is None:
+        return Config(source=source)
+    top = _Section(data, source, "")
+    target = top.section("target")
+    limits = top.section("limits")
+    daily = top.section("daily")
+    ecr = top.section("ecr")
+    defaults = Config()
+    config = Config(
+        target_registry=target.string("registry", DEFAULT_TARGET_REGISTRY),
+        target_prefix=target.string("prefix", "").strip("/"),
+        rules=_rules(top, defaults.rules),
+        deny=_deny(top),
+        insecure_registries=tuple(top.strings("insecure_registries")),
+        limits=Limits(
+            max_image_bytes=limits.integer("max_image_bytes", defaults.limits.max_image_bytes),
+            max_pr_bytes=limits.integer("max_pr_bytes", defaults.limits.max_pr_bytes),
+            max_new_lines=limits.integer("max_new_lines", defaults.limits.max_new_lines),
+        ),
+        daily=DailyConfig(
+            skip_words=tuple(daily.strings("skip_words", DEFAULT_SKIP_WORDS)),
+            include=tuple(daily.strings("include")),
+            exclude=tuple(daily.strings("exclude")),
+            semver=daily.optional_string("semver"),
+            newest=daily.optional_integer("newest"),
+        ),
+        ecr=EcrConfig(
+            region=ecr.optional_string("region"),
+            registry_id=ecr.optional_string("registry_id"),
+            endpoint_url=ecr.optional_string("endpoint_url"),
+            registry_url=ecr.optional_string("registry_url"),
+            tag_mutability=ecr.choice("tag_mutability", ("MUTABLE", "IMMUTABLE"), "MUTABLE"),
+            scan_on_push=ecr.boolean("scan_on_push", False),
+            encryption=ecr.choice("encryption", ("AES256", "KMS"), "AES256"),
+            kms_key=ecr.optional_string("kms_key"),
+            tags=tuple(sorted(ecr.mapping("tags").items())),
+            public_read_policy=ecr.boolean("public_read_policy", False),
+        ),
+        source=source,
+    )
+    for section in (top, target, limits, daily, ecr):
+        section.reject_unknown()
+    return config
+
+
+def _rules(top: _Section, defaults: tuple[Rule, ...]) -> tuple[Rule, ...]:
+    items = top.sequence("rules")
+    if items is None:
+        return defaults
+    rules = []
+    for index, item in enumerate(items):
+        entry = _Section(item, top.source, f"rules[{index}]")
+        rule = Rule(entry.string("source", ""), entry.string("target", ""))
+        entry.reject_unknown()
+        if not rule.source or not rule.target:
+            raise ConfigError(f"{top.source}: rules[{index}] needs both 'source' and 'target'")
+        rules.append(Rule(rule.source.strip("/").lower(), rule.target.strip("/")))
+    return tuple(rules)
+
+
+def _deny(top: _Section) -> tuple[DenyEntry, ...]:
+    entries = []
+    for index, item in enumerate(top.sequence("deny") or ()):
+        if isinstance(item, str):
+            entries.append(DenyEntry(item))
+            continue
+        entry = _Section(item, top.source, f"deny[{index}]")
+        pattern = entry.string("pattern", "")
+        if not pattern:
+            raise ConfigError(f"{top.source}: deny[{index}] needs a 'pattern'")
+        entries.append(DenyEntry(pattern, entry.string("reason", DEFAULT_DENY_REASON)))
+        entry.reject_unknown()
+    return tuple(entries)
+
+
+class _Section:
+    """Typed access to one mapping of the YAML file, remembering which keys were read."""
+
+    def __init__(self, data: object, source: str, path: str) -> None:
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: {path or 'the top level'} must be a mapping of keys to values")
+        self.data: dict[str, Any] = data
+        self.source = source
+        self.path = path
+        self.seen: set[str] = set()
+
+    def _key(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def _get(self, key: str) -> Any:
+        self.seen.add(key)
+        return self.data.get(key)
+
+    def _wrong(self, key: str, expected: str) -> ConfigError:
+        return ConfigError(f"{self.source}: {self._key(key)} must be {expected}")
+
+    def section(self, key: str) -> _Section:
+        return _Section(self._get(key), self.source, self._key(key))
+
+    def string(self, key: str, default: str) -> str:
+        value = self._get(key)
+        if value is None:
+            return default
+        if not isinstance(value, str):
+            raise self._wrong(key, "a string")
+        return value
+
+    def optional_string(self, key: str) -> str | None:
+        value = self._get(key)
+        if value is not None and not isinstance(value, str):
+            raise self._wrong(key, "a string")
+        return value
+
+    def integer(self, key: str, default: int) -> int:
+        value = self.optional_integer(key)
+        return default if value is None else value
+
+    def optional_integer(self, key: str) -> int | None:
+        value = self._get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise self._wrong(key, "a whole number, zero or more")
+        return value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self._get(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise self._wrong(key, "true or false")
+        return value
+
+    def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
+        value = self.string(key, default)
+        if value not in choices:
+            raise self._wrong(key, "one of " + ", ".join(choices))
+        return value
+
+    def sequence(self, key: str) -> list[Any] | None:
+        value = self._get(key)
+        if value is not None and not isinstance(value, list):
+            raise self._wrong(key, "a list")
+        return value
+
+    def strings(self, key: str, default: tuple[str, ...] = ()) -> list[str]:
+        value = self.sequence(key)
+        if value is None:
+            return list(default)
+        if not all(isinstance(item, str) for item in value):
+            raise self._wrong(key, "a list of strings")
+        return value
+
+    def mapping(self, key: str) -> dict[str, str]:
+        value = self._get(key)
+        if value is None:
+            return {}
+        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            raise self._wrong(key, "a mapping of strings to strings")
+        return value
+
+    def reject_unknown(self) -> None:
+        unknown = sorted(set(map(str, self.data)) - self.seen)
+        if unknown:
+            where = f" in {self.path}" if self.path else ""
+            raise ConfigError(
+                f"{self.source}: unknown key {unknown[0]!r}{where}; check the spelling against the README"
+            )

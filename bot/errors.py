@@ -1,0 +1,98 @@
+"""The one error hierarchy of the bot.
+
+Every error carries a message written for the person who has to act on it: what failed, the likely cause,
+and how to fix it. ``bot.cli`` is the only place that catches :class:`BotError` and turns it into an exit
+status; everything else raises.
+"""
+
+from __future__ import annotations
+
+
+class BotError(Exception):
+    """Base of every error the bot reports to a user."""
+
+    exit_code: int = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(BotError):
+    """The configuration file or an environment setting is invalid."""
+
+    exit_code = 2
+
+
+class UsageError(BotError):
+    """A command was called with arguments that do not fit together."""
+
+    exit_code = 2
+
+
+class InvalidReference(BotError):
+    """An image reference does not follow the reference grammar.
+
+    ``column`` is 1-based and points into ``text`` (the reference as written).
+    """
+
+    def __init__(self, text: str, column: int, reason: str) -> None:
+        self.text = text
+        self.column = column
+        self.reason = reason
+        super().__init__(f"invalid image reference {text!r} at column {column}: {reason}")
+
+
+class MappingError(BotError):
+    """A valid reference that the path rules do not allow to be mirrored (unknown or denied registry)."""
+
+
+class ListFileError(BotError):
+    """A list file could not be read at all (missing, not UTF-8, too large)."""
+
+
+class RegistryError(BotError):
+    """A registry answered with an error, or could not be reached.
+
+    ``url`` is already redacted (no credentials, no token query parameters).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        method: str | None = None,
+        url: str | None = None,
+        code: str | None = None,
+        temporary: bool = False,
+    ) -> None:
+        self.status = status
+        self.method = method
+        self.url = url
+        self.code = code
+        self.temporary = temporary
+        super().__init__(message)
+
+
+class AuthError(RegistryError):
+    """Credentials are missing or were refused."""
+
+
+class NotFound(RegistryError):
+    """The manifest, tag, blob or repository does not exist."""
+
+
+class CopyError(BotError):
+    """Copying one image failed; the message says which image and why."""
+
+
+class GitHubError(BotError):
+    """A GitHub API call failed in a way the user must act on."""
+
+
+class AwsError(BotError):
+    """An AWS call failed; the message names the IAM action when a permission is missing."""

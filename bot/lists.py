@@ -1,0 +1,210 @@
+"""The list files: parse with ``file:line:col`` problems, write sorted and stable (pure).
+
+- ``required-images.txt``: one image reference per line.
+- ``required-images-daily.txt``: one repository per line, no tag or digest.
+- ``mirrored-images.txt``: one source reference per line, optionally pinned ``ref@sha256:...``.
+
+In all three ``#`` starts a comment at the start of a line or after whitespace; CRLF, leading and trailing
+blanks and empty lines are tolerated. A line is never split into words: ``name - foo`` is one bad line, not
+three images.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from bot.errors import InvalidReference, ListFileError
+from bot.reference import Reference, parse_reference
+
+MAX_LIST_BYTES = 64 * 1024 * 1024
+_COMMENT = re.compile(r"(?:^|[ \t])#")
+
+
+class ListKind(Enum):
+    REQUIRED = "required"
+    DAILY = "daily"
+    MIRRORED = "mirrored"
+
+    @classmethod
+    def for_path(cls, path: str | Path) -> ListKind:
+        name = Path(path).name
+        if "daily" in name:
+            return cls.DAILY
+        if name.startswith("mirrored"):
+            return cls.MIRRORED
+        return cls.REQUIRED
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One finding in a list file; ``line`` and ``col`` are 1-based."""
+
+    file: str
+    line: int
+    col: int
+    message: str
+    severity: str = "error"
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
+
+    def __str__(self) -> str:
+        label = "" if self.is_error else f"{self.severity}: "
+        return f"{self.file}:{self.line}:{self.col}: {label}{self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One reference read from a list, with where it was written."""
+
+    file: str
+    line: int
+    col: int
+    text: str
+    ref: Reference
+
+
+@dataclass(frozen=True, slots=True)
+class ListFile:
+    path: str
+    kind: ListKind
+    entries: tuple[Entry, ...]
+    problems: tuple[Problem, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    number: int
+    col: int
+    content: str
+
+
+def logical_lines(text: str) -> Iterator[Line]:
+    """The non-empty, comment-free part of each line, with its 1-based line number and start column."""
+    text = text.removeprefix("\ufeff")
+    for number, raw_line in enumerate(text.split("\n"), start=1):
+        raw = raw_line.removesuffix("\r")
+        match = _COMMENT.search(raw)
+        body = raw[: match.start()] if match else raw
+        stripped = body.strip(" \t")
+        if stripped:
+            yield Line(number, len(body) - len(body.lstrip(" \t")) + 1, stripped.rstrip("\r"))
+
+
+def decode(data: bytes, path: str) -> tuple[str, list[Problem]]:
+    """Decode UTF-8; undecodable bytes become a problem at their line and column, never an exception."""
+    if len(data) > MAX_LIST_BYTES:
+        raise ListFileError(f"{path}: the file is {len(data)} bytes; list files are limited to {MAX_LIST_BYTES} bytes")
+    try:
+        return data.decode("utf-8"), []
+    except UnicodeDecodeError as exc:
+        text = data.decode("utf-8", errors="replace")
+        before = data[: exc.start].decode("utf-8", errors="replace")
+        line = before.count("\n") + 1
+        col = len(before) - (before.rfind("\n") + 1) + 1
+        return text, [Problem(path, line, col, "the file is not valid UTF-8 here; save it as UTF-8")]
+
+
+def parse_list(data: bytes | str, path: str, kind: ListKind | None = None) -> ListFile:
+    """Parse a list file's content; every bad line becomes a :class:`Problem`, valid lines become entries."""
+    kind = kind or ListKind.for_path(path)
+    problems: list[Problem] = []
+    if isinstance(data, bytes):
+        text, problems = decode(data, path)
+    else:
+        text = data
+    entries: list[Entry] = []
+    bad_lines = {problem.line for problem in problems}
+    for line in logical_lines(text):
+        if line.number in bad_lines:
+            continue
+        try:
+            ref = parse_reference(line.content)
+        except InvalidReference as exc:
+            problems.append(Problem(path, line.number, line.col + exc.column - 1, exc.reason))
+            continue
+        problem = _kind_problem(kind, ref, line, path)
+        if problem is not None:
+            problems.append(problem)
+            continue
+        entries.append(Entry(path, line.number, line.col, line.content, ref))
+    return ListFile(path, kind, tuple(entries), tuple(problems))
+
+
+def _kind_problem(kind: ListKind, ref: Reference, line: Line, path: str) -> Problem | None:
+    if kind is not ListKind.DAILY or (ref.tag is None and ref.digest is None):
+        return None
+    name_length = len(ref.name)
+    return Problem(
+        path,
+        line.number,
+        line.col + name_length,
+        "the daily list names repositories only; remove the tag or digest (every new tag is copied)",
+    )
+
+
+def read_list(path: Path, kind: ListKind | None = None, *, missing_ok: bool = False) -> ListFile:
+    """Read and parse a list file; a missing file is empty when ``missing_ok``."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        if missing_ok:
+            return ListFile(str(path), kind or ListKind.for_path(path), (), ())
+        raise ListFileError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise ListFileError(f"{path}: cannot read the file: {exc.strerror}") from exc
+    return parse_list(data, str(path), kind)
+
+
+def format_mirrored(refs: Iterable[Reference | str]) -> str:
+    """``mirrored-images.txt`` content: sorted by byte value, unique, LF line ends, a final newline."""
+    lines = sorted({str(ref) for ref in refs})
+    return "".join(f"{line}\n" for line in lines)
+
+
+def write_mirrored(path: Path, refs: Iterable[Reference | str]) -> bool:
+    """Write the mirrored list atomically; return True when the content changed."""
+    content = format_mirrored(refs).encode("utf-8")
+    try:
+        if path.read_bytes() == content:
+            return False
+    except FileNotFoundError:
+        pass
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_bytes(content)
+    temporary.replace(path)
+    return True
+
+
+class MirroredIndex:
+    """Answers "is this image already mirrored, and at which line?" for requests in any spelling."""
+
+    def __init__(self, entries: Iterable[Entry]) -> None:
+        self._by_tag: dict[tuple[str, str, str], Entry] = {}
+        self._by_digest: dict[tuple[str, str, str], Entry] = {}
+        for entry in entries:
+            ref = entry.ref
+            tag = ref.effective_tag
+            if tag is not None:
+                self._by_tag.setdefault((ref.host, ref.repository, tag), entry)
+            if ref.digest is not None:
+                self._by_digest.setdefault((ref.host, ref.repository, ref.digest), entry)
+
+    def __len__(self) -> int:
+        return len(self._by_tag) + len(self._by_digest)
+
+    def find(self, ref: Reference) -> Entry | None:
+        """The mirrored entry for ``ref``: same tag (and same digest when the request pins one)."""
+        tag = ref.effective_tag
+        if tag is not None:
+            entry = self._by_tag.get((ref.host, ref.repository, tag))
+            if entry is None or ref.digest is None or entry.ref.digest in (None, ref.digest):
+                return entry
+            return None
+        assert ref.digest is not None
+        return self._by_digest.get((ref.host, ref.repository, ref.digest))

@@ -1,0 +1,142 @@
+"""Source -> target path rules and their reverse (pure).
+
+A rule maps a source (``host`` or ``host/path/prefix``) to a target path prefix. A prefix matches whole host
+and path components only (``gcr.io`` never matches ``gcr.io.evil.com``; ``quay.io/calico`` never matches
+``quay.io/calicoctl``), and when several rules match, the longest source wins. A reference whose registry no
+rule covers is refused: the rules are also the allow-list of registries the bot will ever contact.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from bot.config import Config, Rule
+from bot.errors import MappingError
+from bot.reference import DOCKER_HUB, DOCKER_HUB_ALIASES, Reference, format_reference, parse_reference
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where an image lives in the mirror: ``registry/repository[:tag][@digest]``."""
+
+    registry: str
+    repository: str
+    tag: str | None
+    digest: str | None
+
+    @property
+    def name(self) -> str:
+        return f"{self.registry}/{self.repository}"
+
+    def __str__(self) -> str:
+        return format_reference(self.name, self.tag, self.digest)
+
+
+@dataclass(frozen=True, slots=True)
+class _CompiledRule:
+    rule: Rule
+    host: str
+    prefix: tuple[str, ...]
+    target: tuple[str, ...]
+
+
+def _fold_host(host: str) -> str:
+    host = host.lower()
+    return DOCKER_HUB if host in DOCKER_HUB_ALIASES else host
+
+
+def _components(path: str) -> tuple[str, ...]:
+    return tuple(part for part in path.split("/") if part)
+
+
+class Mapper:
+    """Applies the configured rules and deny list."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.registry = config.target_registry
+        self.prefix = _components(config.target_prefix)
+        compiled = []
+        for rule in config.rules:
+            host, _, prefix = rule.source.partition("/")
+            compiled.append(_CompiledRule(rule, _fold_host(host), _components(prefix), _components(rule.target)))
+        self._rules = tuple(compiled)
+        self.hosts = frozenset(rule.host for rule in self._rules)
+
+    def rule_for(self, ref: Reference) -> _CompiledRule:
+        """The longest rule covering ``ref``, or :class:`MappingError` naming the registry and the fix."""
+        host = ref.host
+        best: _CompiledRule | None = None
+        for rule in self._rules:
+            if rule.host != host:
+                continue
+            if rule.prefix and _components(ref.repository)[: len(rule.prefix)] != rule.prefix:
+                continue
+            if best is None or len(rule.prefix) > len(best.prefix):
+                best = rule
+        if best is None:
+            raise MappingError(self._unknown_registry_message(ref))
+        return best
+
+    def _unknown_registry_message(self, ref: Reference) -> str:
+        host = ref.host
+        covered = sorted({rule.host for rule in self._rules if rule.host == host})
+        if covered:
+            prefixes = sorted("/".join((rule.host, *rule.prefix)) for rule in self._rules if rule.host == host)
+            return (
+                f"{ref}: no mirror rule covers {ref.canonical_name}; rules for {host} cover only "
+                + ", ".join(prefixes)
+                + "; add a rule under 'rules:' in mirror/config.yml to allow it"
+            )
+        close = difflib.get_close_matches(host, sorted(self.hosts), n=1, cutoff=0.75)
+        hint = f"did you mean {close[0]}? Otherwise " if close else ""
+        return (
+            f"{ref}: registry {host} is not allowed; {hint}ask the maintainers to add a rule "
+            f"'- {{source: {host}, target: <path prefix>}}' under 'rules:' in mirror/config.yml"
+        )
+
+    def check_denied(self, ref: Reference) -> None:
+        names = (ref.canonical_name, ref.canonical())
+        for entry in self.config.deny:
+            if any(fnmatchcase(name, entry.pattern) for name in names):
+                raise MappingError(f"{ref}: {ref.canonical_name} is on the deny list ({entry.pattern}): {entry.reason}")
+
+    def target(self, ref: Reference) -> Target:
+        """The exact mirror location of ``ref``; raises :class:`MappingError` for unknown or denied images."""
+        rule = self.rule_for(ref)
+        self.check_denied(ref)
+        # A rule with a path prefix matches the API name (``library/`` included); without one the path is
+        # kept as written, as the original service did.
+        rest = _components(ref.repository)[len(rule.prefix) :] if rule.prefix else _components(ref.path)
+        repository = "/".join((*self.prefix, *rule.target, *rest))
+        return Target(self.registry, repository, ref.effective_tag, ref.digest)
+
+    def is_target(self, ref: Reference) -> bool:
+        """True when ``ref`` already points into the mirror registry."""
+        return ref.registry is not None and ref.registry.lower() == self.registry.lower()
+
+    def source(self, target: str) -> Reference:
+        """Reverse a target (``[registry/]path[:tag][@digest]``) to the source reference it mirrors.
+
+        Of several rules with the same target prefix, the first in config order wins (``registry.k8s.io``
+        before ``k8s.gcr.io``); the longest matching target prefix wins overall.
+        """
+        ref = parse_reference(target)
+        if ref.registry is not None and ref.registry.lower() != self.registry.lower():
+            raise MappingError(f"{target}: not in the mirror registry {self.registry}")
+        components = _components(ref.path)
+        if components[: len(self.prefix)] != self.prefix:
+            raise MappingError(f"{target}: not under the mirror prefix {'/'.join(self.prefix)}")
+        components = components[len(self.prefix) :]
+        best: _CompiledRule | None = None
+        for rule in self._rules:
+            matches = components[: len(rule.target)] == rule.target and len(components) > len(rule.target)
+            if matches and (best is None or len(rule.target) > len(best.target)):
+                best = rule
+        if best is None:
+            raise MappingError(f"{target}: no mirror rule produces this path")
+        rest = components[len(best.target) :]
+        registry = None if best.host == DOCKER_HUB else best.host
+        return Reference(registry, "/".join((*best.prefix, *rest)), ref.tag, ref.digest)
