@@ -109,8 +109,50 @@ def format_reference(name: str, tag: str | None, digest: str | None) -> str:
     return text
 
 
+# The common case in one regular expression; anything it does not accept goes through the checks below,
+# which find the column of the first problem. Both must accept exactly the same references.
+_FAST = re.compile(
+    r"(?:(?P<host>(?:localhost|\[[0-9a-fA-F:.]+\]|[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+    r"(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*)(?::(?P<port>[0-9]{1,5}))?)/)?"
+    r"(?P<path>[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)"
+    r"(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?",
+    re.ASCII,
+)
+
+
 def parse_reference(text: str) -> Reference:
     """Parse one image reference; raise :class:`InvalidReference` naming the column of the first problem."""
+    match = _FAST.fullmatch(text)
+    if match is not None:
+        ref = _from_match(match)
+        if ref is not None:
+            return ref
+    return _parse_checked(text)
+
+
+def _from_match(match: re.Match[str]) -> Reference | None:
+    host, port, path, tag, digest = match.group("host", "port", "path", "tag", "digest")
+    if host is None:
+        first, slash, _ = path.partition("/")
+        if slash and ("." in first or first == "localhost"):
+            return None  # the first component is a host after all: let the checks judge it
+    elif port is None and not _looks_like_host(host):
+        # "library/nginx": what the expression took for a host is the first path component
+        if not _PATH_COMPONENT.fullmatch(host):
+            return None
+        path, host = f"{host}/{path}", None
+    if port is not None and not 0 < int(port) < 65536:
+        return None
+    registry = None if host is None else match.group(0)[: match.end("port" if port is not None else "host")]
+    name = path if registry is None else f"{registry}/{path}"
+    if len(name) > MAX_NAME_LENGTH:
+        return None
+    if registry is None and tag is None and digest is None and _PLATFORM.fullmatch(path):
+        return None
+    return Reference(registry, path, tag, digest)
+
+
+def _parse_checked(text: str) -> Reference:
     _check_characters(text)
     if "://" in text:
         return _fail(text, text.index("://") + 1, "a URL is not an image reference; write host/repository:tag")
@@ -147,7 +189,7 @@ def _check_characters(text: str) -> None:
     for index, char in enumerate(text):
         column = index + 1
         if char in " \t":
-            _fail(text, column, "whitespace inside a reference; write one reference per line, notes after ' #'")
+            _fail(text, column, "whitespace inside a reference; a line holds one image reference, start notes with '#'")
         if ord(char) < 0x20 or ord(char) == 0x7F:
             _fail(text, column, f"control character U+{ord(char):04X} is not allowed")
         if not char.isascii():

@@ -8,7 +8,6 @@ rule covers is refused: the rules are also the allow-list of registries the bot 
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
@@ -45,6 +44,17 @@ class _CompiledRule:
 def _fold_host(host: str) -> str:
     host = host.lower()
     return DOCKER_HUB if host in DOCKER_HUB_ALIASES else host
+
+
+def _edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance: a typo is one or two edits away, another account ID in an ECR host is not."""
+    previous = list(range(len(b) + 1))
+    for i, char_a in enumerate(a, start=1):
+        current = [i]
+        for j, char_b in enumerate(b, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b)))
+        previous = current
+    return previous[-1]
 
 
 def _components(path: str) -> tuple[str, ...]:
@@ -90,8 +100,8 @@ class Mapper:
                 + ", ".join(prefixes)
                 + "; add a rule under 'rules:' in mirror/config.yml to allow it"
             )
-        close = difflib.get_close_matches(host, sorted(self.hosts), n=1, cutoff=0.75)
-        hint = f"did you mean {close[0]}? Otherwise " if close else ""
+        close = sorted((_edit_distance(host, known), known) for known in self.hosts)
+        hint = f"did you mean {close[0][1]}? Otherwise " if close and close[0][0] <= 2 else ""
         return (
             f"{ref}: registry {host} is not allowed; {hint}ask the maintainers to add a rule "
             f"'- {{source: {host}, target: <path prefix>}}' under 'rules:' in mirror/config.yml"
