@@ -94,6 +94,17 @@ class EcrConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class WebhookConfig:
+    """The mutating admission webhook: which images it rewrites and who opts out."""
+
+    # "mirrored": only images listed in mirrored-images.txt; "mappable": every image a rule covers.
+    mode: str = "mirrored"
+    exclude_namespaces: tuple[str, ...] = ("kube-system",)
+    # A pod label or annotation with this key and the value "false" leaves the pod untouched.
+    opt_out_key: str = "image-mirror-bot/rewrite"
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     target_registry: str = DEFAULT_TARGET_REGISTRY
     target_prefix: str = ""
@@ -103,6 +114,7 @@ class Config:
     limits: Limits = field(default_factory=Limits)
     daily: DailyConfig = field(default_factory=DailyConfig)
     ecr: EcrConfig = field(default_factory=EcrConfig)
+    webhook: WebhookConfig = field(default_factory=WebhookConfig)
     source: str = "built-in defaults"
 
     def with_target_registry(self, registry: str) -> Config:
@@ -136,6 +148,7 @@ def parse_config(data: object, source: str = "config") -> Config:
     limits = top.section("limits")
     daily = top.section("daily")
     ecr = top.section("ecr")
+    webhook = top.section("webhook")
     defaults = Config()
     config = Config(
         target_registry=target.string("registry", DEFAULT_TARGET_REGISTRY),
@@ -167,9 +180,14 @@ def parse_config(data: object, source: str = "config") -> Config:
             tags=tuple(sorted(ecr.mapping("tags").items())),
             public_read_policy=ecr.boolean("public_read_policy", False),
         ),
+        webhook=WebhookConfig(
+            mode=webhook.choice("mode", ("mirrored", "mappable"), "mirrored"),
+            exclude_namespaces=tuple(webhook.strings("exclude_namespaces", defaults.webhook.exclude_namespaces)),
+            opt_out_key=webhook.string("opt_out_key", defaults.webhook.opt_out_key),
+        ),
         source=source,
     )
-    for section in (top, target, limits, daily, ecr):
+    for section in (top, target, limits, daily, ecr, webhook):
         section.reject_unknown()
     return config
 

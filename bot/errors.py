@@ -96,3 +96,11 @@ class GitHubError(BotError):
 
 class AwsError(BotError):
     """An AWS call failed; the message names the IAM action when a permission is missing."""
+
+
+class RewriteError(BotError):
+    """A manifest could not be read or rewritten; the message names the file, line and column."""
+
+
+class WebhookError(BotError):
+    """The admission webhook cannot start: certificates, list or config files are missing or invalid."""

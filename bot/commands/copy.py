@@ -1,0 +1,57 @@
+"""``copy SRC DST``: copy one image between any two registries, every platform, digest-exact."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bot.options import add_config_options, config_from_args
+from bot.registry.copy import Copier, ImageLocation
+from bot.registry.factory import add_registry_options, client_from_args, platforms_from_args
+from bot.registry.progress import Progress, human_bytes
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "copy",
+        help="copy one image between two registries",
+        description="Copy SRC to DST with every platform (or --platform), manifests byte for byte so the "
+        "digest stays the same. Blobs the target has are skipped; an image already at the target is "
+        "detected with HEAD requests alone. Only the two registries named are contacted.",
+    )
+    parser.add_argument("src", metavar="SRC", help="source image, e.g. docker.io/library/nginx:1.25")
+    parser.add_argument("dst", metavar="DST", help="target image, e.g. registry.example.com/mirror/nginx:1.25")
+    add_registry_options(parser)
+    add_config_options(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    src = ImageLocation.parse(args.src)
+    dst = ImageLocation.parse(args.dst)
+    platforms = platforms_from_args(args)
+    config = config_from_args(args)
+    progress = Progress.for_stream(sys.stderr)
+    with (
+        client_from_args(args, config, extra_hosts=(src.host, dst.host)) as client,
+        Copier(client, concurrency=args.concurrency, progress=progress, dry_run=args.dry_run) as copier,
+    ):
+        progress.add_images(1)
+        result = copier.copy(src, dst, platforms)
+        progress.image_done()
+    if result.bytes_moved or not result.skipped:
+        progress.finish()
+    if result.skipped:
+        print(f"{dst}: already up to date ({result.target_digest})")
+    elif result.dry_run:
+        print(
+            f"{src} -> {dst}: would copy {result.blobs_copied} blobs ({human_bytes(result.bytes_moved)}), "
+            f"mount {result.blobs_mounted}, {result.blobs_skipped} already present"
+        )
+    else:
+        platforms_text = ", ".join(str(p) for p in result.platforms) or "single platform"
+        print(
+            f"{src} -> {dst}: {result.target_digest} ({platforms_text}); {human_bytes(result.bytes_moved)} moved, "
+            f"blobs {result.blobs_copied} copied / {result.blobs_mounted} mounted / {result.blobs_skipped} present"
+        )
+    return 0

@@ -1,0 +1,161 @@
+"""``daily``: copy new (and moved) tags of the repositories in required-images-daily.txt."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from bot import actions
+from bot.commands.merge_results import add_run_options, check_run_options, finish
+from bot.daily import (
+    PullBudget,
+    RepositoryPlan,
+    TagFilter,
+    TagPlan,
+    copy_within_budget,
+    limit_note,
+    plan_repository,
+)
+from bot.ecr import TargetClient, open_target_client
+from bot.errors import MappingError
+from bot.lists import ListKind, read_list
+from bot.options import add_config_options, config_from_args
+from bot.reference import Reference
+from bot.registry.factory import add_registry_options, platforms_from_args
+from bot.registry.progress import Progress
+from bot.rules import Mapper
+from bot.shard import ALL, Results
+from bot.summary import FAILED, Row, row_for
+from bot.sync import sync
+
+DEFAULT_LIST = Path("mirror/required-images-daily.txt")
+DEFAULT_RESERVE = 10
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "daily",
+        help="copy new tags of the daily repositories",
+        description="For each repository of the daily list, list the upstream tags, keep those the 'daily:' "
+        "config allows (pre-releases are skipped by default), and copy the tags that are new or whose upstream "
+        "digest moved since mirrored-images.txt pinned it (checked with HEAD requests only). Records the "
+        "verified images in the mirrored list; exit status 1 if anything failed.",
+    )
+    parser.add_argument(
+        "--list",
+        type=Path,
+        default=DEFAULT_LIST,
+        metavar="FILE",
+        help="list of repositories (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--reserve",
+        type=int,
+        default=DEFAULT_RESERVE,
+        metavar="N",
+        help="pulls of a registry's rate limit (Docker Hub's ratelimit-remaining) left unspent (default: %(default)s)",
+    )
+    add_run_options(parser)
+    add_registry_options(parser)
+    add_config_options(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    check_run_options(args)
+    config = config_from_args(args)
+    mapper = Mapper(config)
+    tag_filter = TagFilter.from_config(config.daily, source=config.source)
+    shard = args.shard or ALL
+    listing = read_list(args.list, ListKind.DAILY)
+    for problem in listing.problems:
+        print(actions.safe_line(f"error: {problem}"), file=sys.stderr)
+    repositories = _unique(entry.ref for entry in listing.entries if shard.owns(entry.ref))
+    mirrored = read_list(args.mirrored, ListKind.MIRRORED, missing_ok=True).entries
+    budget = PullBudget(args.reserve)
+    deferred: dict[str, int] = {}
+    with open_target_client(args, config) as target:
+        target.client.transport.on_response = budget.observe
+        daily = _Copier(args, mapper, target)
+        daily.failures.extend((f"{p.file}:{p.line}", p.message) for p in listing.problems if p.is_error)
+        for repository in repositories:
+            try:  # an unknown or denied registry is refused before any request
+                mapper.target(repository)
+            except MappingError as exc:
+                daily.failed(repository, exc.message)
+                continue
+            plan = plan_repository(repository, mirrored, target.client, tag_filter)
+            print(actions.safe_line(_describe(plan)))
+            if plan.error is not None:
+                daily.failed(repository, plan.error)
+                continue
+            left = copy_within_budget(plan, budget, target.client, functools.partial(daily.copy, plan))
+            if left:
+                deferred[repository.host] = deferred.get(repository.host, 0) + len(left)
+    note = limit_note(budget, deferred)
+    if note:
+        print(actions.safe_line(note), file=sys.stderr)
+    if args.dry_run:
+        return 1 if daily.failures else 0
+    results = Results(
+        "daily", shard, tuple(daily.verified), tuple(daily.rows), (note,) if note else (), tuple(daily.failures)
+    )
+    return finish(results, args, "Daily new tags")
+
+
+class _Copier:
+    """Copies chosen tags of one repository at a time and collects rows, verified images and failures."""
+
+    def __init__(self, args: argparse.Namespace, mapper: Mapper, target: TargetClient) -> None:
+        self.args = args
+        self.mapper = mapper
+        self.target = target
+        self.platforms = platforms_from_args(args)
+        self.progress = Progress.for_stream(sys.stderr)
+        self.rows: list[Row] = []
+        self.verified: list[Reference] = []
+        self.failures: list[tuple[str, str]] = []
+
+    def failed(self, repository: Reference, reason: str) -> None:
+        self.rows.append(Row(str(repository), "-", result=FAILED, detail=reason))
+        self.failures.append((str(repository), reason))
+
+    def copy(self, plan: RepositoryPlan, tags: Sequence[TagPlan]) -> None:
+        why = {tag.tag: tag.reason or "" for tag in tags}
+        report = sync(
+            plan.references(tags),
+            self.mapper,
+            self.target.client,
+            platforms=self.platforms,
+            dry_run=self.args.dry_run,
+            concurrency=self.args.concurrency,
+            progress=self.progress,
+            prepare=self.target.prepare,
+        )
+        for result in report.results:
+            print(actions.safe_line(result.describe()))
+            reason = self.target.explain(result.reason or "failed") if not result.ok else None
+            self.rows.append(row_for(result, why.get(result.source.tag or "", ""), reason))
+            if reason is not None:
+                self.failures.append((str(result.source), reason))
+            elif result.verified:
+                self.verified.append(result.source.with_digest(result.target_digest))
+
+
+def _unique(refs: Iterable[Reference]) -> list[Reference]:
+    seen: set[str] = set()
+    result: list[Reference] = []
+    for ref in refs:
+        if ref.canonical_name not in seen:
+            seen.add(ref.canonical_name)
+            result.append(ref)
+    return result
+
+
+def _describe(plan: RepositoryPlan) -> str:
+    if plan.error is not None:
+        return f"FAILED  {plan.repository}: {plan.error}"
+    return f"{plan.repository}: {plan.tags} tags upstream, {len(plan.selected)} selected, {len(plan.copy)} new or moved"

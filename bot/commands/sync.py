@@ -1,0 +1,112 @@
+"""``sync``: copy every image of the request list that is not mirrored yet, record it, optionally commit."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bot import actions
+from bot.commands.merge_results import add_run_options, check_run_options, finish
+from bot.ecr import open_target_client
+from bot.errors import UsageError
+from bot.lists import Entry, ListKind, MirroredIndex, read_list
+from bot.options import add_config_options, config_from_args
+from bot.reference import Reference
+from bot.registry.factory import add_registry_options, platforms_from_args
+from bot.registry.progress import Progress
+from bot.rules import Mapper
+from bot.shard import ALL, Results
+from bot.summary import Row, row_for
+from bot.sync import SyncReport, pending, sync
+
+DEFAULT_LIST = Path("mirror/required-images.txt")
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "sync",
+        help="copy every image of a list to the mirror and record it",
+        description="Copy each image of the list(s) that is not yet mirrored at the same digest to its mirror "
+        "path under the target registry (ECR, whose repositories are created on demand, or any OCI "
+        "registry), verify the digest at the target, and record it in the mirrored list (sorted, unique, "
+        "existing lines kept). Prints one line per image; exit status 1 if any image failed (what succeeded "
+        "is still recorded).",
+    )
+    parser.add_argument(
+        "--target",
+        default=None,
+        metavar="REGISTRY[/PREFIX]",
+        help="target registry and optional path prefix (default: target.registry in the config)",
+    )
+    parser.add_argument(
+        "--list",
+        dest="lists",
+        action="append",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help=f"list of image references (repeatable; default: {DEFAULT_LIST})",
+    )
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        help="check every entry at the target, also those the mirrored list already pins at the source's digest",
+    )
+    add_run_options(parser)
+    add_registry_options(parser)
+    add_config_options(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    check_run_options(args)
+    config = config_from_args(args)
+    if args.target:
+        config = config.with_target_registry(args.target)
+    mapper = Mapper(config)
+    platforms = platforms_from_args(args)
+    shard = args.shard or ALL
+    status = 0
+    entries: list[Entry] = []
+    failures: list[tuple[str, str]] = []
+    for path in args.lists or [DEFAULT_LIST]:
+        listing = read_list(path, ListKind.REQUIRED)
+        for problem in listing.problems:
+            print(actions.safe_line(f"error: {problem}" if problem.is_error else str(problem)), file=sys.stderr)
+            if problem.is_error:
+                status = 1
+                failures.append((f"{problem.file}:{problem.line}", problem.message))
+        entries.extend(entry for entry in listing.entries if shard.owns(entry.ref))
+    if not entries and status == 0 and args.shard is None:
+        raise UsageError("the list holds no images; nothing to copy")
+    mirrored = MirroredIndex(() if args.all else read_list(args.mirrored, ListKind.MIRRORED, missing_ok=True).entries)
+    progress = Progress.for_stream(sys.stderr)
+    with open_target_client(args, config) as target:
+        copy, unchanged = pending([entry.ref for entry in entries], mirrored, mapper, target.client)
+        report = sync(
+            copy,
+            mapper,
+            target.client,
+            platforms=platforms,
+            dry_run=args.dry_run,
+            concurrency=args.concurrency,
+            progress=progress,
+            prepare=target.prepare,
+        )
+        combined = SyncReport((*unchanged, *report.results), report.dry_run)
+        rows: list[Row] = []
+        verified: list[Reference] = []
+        for result in combined.results:
+            reason = target.explain(result.reason or "failed") if not result.ok else None
+            rows.append(row_for(result, reason=reason))
+            if reason is not None:
+                failures.append((str(result.source), reason))
+            elif result.verified:
+                verified.append(result.source.with_digest(result.target_digest))
+    for line in combined.summary_lines():
+        print(actions.safe_line(line))
+    if args.dry_run:
+        return 0 if combined.ok and status == 0 else 1
+    recorded = finish(Results("sync", shard, tuple(verified), tuple(rows), (), tuple(failures)), args, "Sync")
+    return 1 if recorded or status or not combined.ok else 0

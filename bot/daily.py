@@ -1,0 +1,359 @@
+"""Daily new-tag sync: which upstream tags to copy (pure), and the run over every daily repository.
+
+A tag is copied when it passes the filter and is either not mirrored yet or its upstream digest moved away
+from the digest pinned in mirrored-images.txt. Moved digests are found with ``HEAD`` requests only, which
+Docker Hub does not count against its pull limit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from bot.config import DailyConfig
+from bot.errors import BotError, ConfigError
+from bot.lists import Entry
+from bot.reference import DOCKER_HUB, DOCKER_HUB_ALIASES, Reference
+
+if TYPE_CHECKING:
+    import requests
+
+    from bot.registry.client import RegistryClient
+
+_WORDS = re.compile(r"[a-z]+")
+_VERSION = re.compile(r"v?([0-9]+)(?:\.([0-9]+))?(?:\.([0-9]+))?(?:\.([0-9]+))?(?![0-9])")
+_COMPARATOR = re.compile(r"(>=|<=|==|!=|>|<|=|\^|~)?\s*v?([0-9]+(?:\.[0-9]+){0,3})(?:\.[x*])?")
+
+Version = tuple[int, ...]
+
+
+def parse_version(tag: str) -> Version | None:
+    """The numeric release a tag starts with (``v1.2.3-alpine`` -> ``(1, 2, 3)``), or ``None``."""
+    match = _VERSION.match(tag)
+    if match is None:
+        return None
+    return tuple(int(part) for part in match.groups() if part is not None)
+
+
+def _pad(version: Version, length: int = 4) -> Version:
+    return version + (0,) * (length - len(version))
+
+
+@dataclass(frozen=True, slots=True)
+class Comparator:
+    op: str
+    version: Version
+
+    def __call__(self, version: Version) -> bool:
+        have, want = _pad(version), _pad(self.version)
+        if self.op == "^":  # same first non-zero component, not lower
+            pivot = next((i for i, part in enumerate(self.version) if part), len(self.version) - 1)
+            return have >= want and have[: pivot + 1] == want[: pivot + 1]
+        if self.op in ("~", "=", "=="):  # every written component equal (1.2 matches 1.2.x)
+            if self.op == "~" and len(self.version) > 2:
+                return have >= want and have[:2] == want[:2]
+            return version[: len(self.version)] == self.version
+        if self.op == "!=":
+            return version[: len(self.version)] != self.version
+        return {">": have > want, ">=": have >= want, "<": have < want, "<=": have <= want}[self.op]
+
+
+def parse_range(text: str, key: str = "mirror/config.yml: daily.semver") -> tuple[Comparator, ...]:
+    """``>=1.20, <2``, ``^1.2``, ``~1.4``, ``1.x``: comparators that must all hold (space or comma separated)."""
+    comparators = []
+    joined = re.sub(r"(>=|<=|==|!=|>|<|=|\^|~)\s+", r"\1", text.replace(",", " "))
+    for part in joined.split():
+        match = _COMPARATOR.fullmatch(part)
+        if match is None:
+            raise ConfigError(f"{key}: {part!r} is not a version comparator; write e.g. '>=1.20, <2' or '^1.2'")
+        op = match[1] or "="
+        comparators.append(Comparator(op, tuple(int(piece) for piece in match[2].split("."))))
+    if not comparators:
+        raise ConfigError(f"{key} is empty; remove it or write e.g. '>=1.20, <2'")
+    return tuple(comparators)
+
+
+@dataclass(frozen=True, slots=True)
+class TagFilter:
+    """Which tags of a daily repository are wanted (compiled from the ``daily:`` config section)."""
+
+    skip_words: tuple[str, ...]
+    include: tuple[re.Pattern[str], ...] = ()
+    exclude: tuple[re.Pattern[str], ...] = ()
+    semver: tuple[Comparator, ...] = ()
+    newest: int | None = None
+
+    @classmethod
+    def from_config(cls, daily: DailyConfig, source: str = "mirror/config.yml") -> TagFilter:
+        """Compile the ``daily:`` section; a bad pattern or range is a :class:`ConfigError` naming its key."""
+        return cls(
+            skip_words=tuple(word.lower() for word in daily.skip_words),
+            include=_compile(daily.include, f"{source}: daily.include"),
+            exclude=_compile(daily.exclude, f"{source}: daily.exclude"),
+            semver=parse_range(daily.semver, f"{source}: daily.semver") if daily.semver is not None else (),
+            newest=daily.newest,
+        )
+
+    def skipped_word(self, tag: str) -> str | None:
+        """The skip word that rules ``tag`` out: a word of the tag (its letters between digits and
+        punctuation, any case) that starts with it, so ``2.0-rc1`` and ``1.0-beta.2`` are skipped while
+        ``source`` or ``arch`` are not."""
+        for word in _WORDS.findall(tag.lower()):
+            for skip in self.skip_words:
+                if word.startswith(skip):
+                    return skip
+        return None
+
+    def wanted(self, tag: str) -> bool:
+        """Every rule but ``newest``: skip words, include/exclude patterns, the version range."""
+        if self.skipped_word(tag) is not None:
+            return False
+        if self.include and not any(pattern.search(tag) for pattern in self.include):
+            return False
+        if any(pattern.search(tag) for pattern in self.exclude):
+            return False
+        if self.semver:
+            version = parse_version(tag)
+            if version is None or not all(comparator(version) for comparator in self.semver):
+                return False
+        return True
+
+    def select(self, tags: Iterable[str]) -> list[str]:
+        """The wanted tags, sorted; with ``newest: N`` only the tags of the N highest versions (every variant
+        of a version counts as that version, e.g. ``1.27.3`` and ``1.27.3-alpine``) and tags that are no
+        version at all (``latest``, ``stable``; drop those with ``exclude``)."""
+        wanted = sorted({tag for tag in tags if self.wanted(tag)})
+        if self.newest is None:
+            return wanted
+        versions = sorted({version for tag in wanted if (version := parse_version(tag)) is not None}, reverse=True)
+        keep = {_pad(version) for version in versions[: self.newest]}
+        return [tag for tag in wanted if (version := parse_version(tag)) is None or _pad(version) in keep]
+
+
+def _compile(patterns: tuple[str, ...], key: str) -> tuple[re.Pattern[str], ...]:
+    compiled = []
+    for index, pattern in enumerate(patterns):
+        try:
+            compiled.append(re.compile(pattern))
+        except re.error as exc:
+            raise ConfigError(f"{key}[{index}]: {pattern!r} is not a valid regular expression: {exc}") from exc
+    return tuple(compiled)
+
+
+@dataclass(frozen=True, slots=True)
+class TagPlan:
+    """What to do with one upstream tag."""
+
+    tag: str
+    upstream_digest: str | None
+    pinned_digest: str | None
+
+    @property
+    def reason(self) -> str | None:
+        """``new``, ``moved`` or ``None`` (already mirrored at the same digest)."""
+        if self.pinned_digest is None:
+            return "new"
+        if self.upstream_digest is not None and self.upstream_digest != self.pinned_digest:
+            return "moved"
+        return None
+
+
+def plan_tags(
+    selected: Iterable[str], upstream: Mapping[str, str | None], pinned: Mapping[str, str | None]
+) -> list[TagPlan]:
+    """Tags to copy: new ones and those whose upstream digest differs from the pinned one.
+
+    ``upstream`` maps a tag to its digest from a HEAD request (``None`` when the HEAD gave none), ``pinned``
+    maps a mirrored tag to the digest its line is pinned to (``None`` for an unpinned line).
+    """
+    plans = []
+    for tag in selected:
+        if tag in pinned:
+            pin = pinned[tag]
+            # An unpinned mirrored line cannot say whether the tag moved; pin it by copying again.
+            plan = TagPlan(tag, upstream.get(tag), pin if pin is not None else "")
+        else:
+            plan = TagPlan(tag, upstream.get(tag), None)
+        if plan.reason is not None:
+            plans.append(plan)
+    return plans
+
+
+# -- Docker Hub's pull limit ---------------------------------------------------------------------------------
+
+
+# Docker Hub counts manifest GETs: a multi-platform image needs one for the index and one per platform. The
+# first guess; the budget learns the real figure from the counts it sees.
+PULLS_PER_IMAGE = 3
+
+
+def parse_ratelimit(value: str | None) -> int | None:
+    """``76;w=21600`` -> 76."""
+    if not value:
+        return None
+    head = value.split(";", 1)[0].strip()
+    return int(head) if head.isdigit() else None
+
+
+class PullBudget:
+    """Tracks ``ratelimit-remaining`` per registry from every response and keeps ``reserve`` pulls unused.
+
+    Docker Hub sends the header on manifest requests (a HEAD shows it without spending a pull). Registries
+    that send no such header are never limited here. What one image costs is measured from the counts seen
+    before and after copies (``pulls_per_image`` until then).
+    """
+
+    def __init__(self, reserve: int = 10, pulls_per_image: int = PULLS_PER_IMAGE) -> None:
+        self.reserve = reserve
+        self.pulls_per_image = pulls_per_image
+        self._remaining: dict[str, int] = {}
+        self._cost: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def observe(self, response: requests.Response) -> None:
+        remaining = parse_ratelimit(response.headers.get("ratelimit-remaining"))
+        if remaining is None:
+            return
+        host = urlsplit(response.url).netloc.lower()
+        with self._lock:
+            self._remaining[_budget_key(host)] = remaining
+
+    def remaining(self, host: str) -> int | None:
+        with self._lock:
+            return self._remaining.get(_budget_key(host))
+
+    def cost(self, host: str) -> int:
+        """Pulls one image is taken to cost: what copies were seen to spend, else ``pulls_per_image``."""
+        with self._lock:
+            return self._cost.get(_budget_key(host), self.pulls_per_image)
+
+    def knows_cost(self, host: str) -> bool:
+        with self._lock:
+            return _budget_key(host) in self._cost
+
+    def images_allowed(self, host: str, wanted: int) -> int:
+        """How many of ``wanted`` images from ``host`` may be copied now without touching the reserve."""
+        remaining = self.remaining(host)
+        if remaining is None:
+            return wanted
+        return max(0, min(wanted, (remaining - self.reserve) // self.cost(host)))
+
+    def learn(self, host: str, before: int | None, images: int) -> None:
+        """Record what copying ``images`` images just spent (the highest cost per image seen wins)."""
+        after = self.remaining(host)
+        if before is None or after is None or images <= 0:
+            return
+        spent = max(1, -(-(before - after) // images))  # ceiling; never below one pull
+        with self._lock:
+            key = _budget_key(host)
+            self._cost[key] = max(self._cost.get(key, 0), spent)
+
+
+def _budget_key(host: str) -> str:
+    host = host.lower()
+    if host in DOCKER_HUB_ALIASES or host == "registry-1.docker.io":
+        return DOCKER_HUB
+    return host
+
+
+# -- the daily run --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RepositoryPlan:
+    """One daily repository: how many tags upstream has, the selection, and the tags to copy."""
+
+    repository: Reference
+    tags: int = 0
+    selected: tuple[str, ...] = ()
+    copy: tuple[TagPlan, ...] = ()
+    error: str | None = None
+
+    def references(self, plans: Iterable[TagPlan] | None = None) -> list[Reference]:
+        """Source references ``repository:tag``, spelled as the daily list spells the repository."""
+        return [self.repository.with_tag(plan.tag) for plan in (self.copy if plans is None else plans)]
+
+
+def pinned_tags(repository: Reference, mirrored: Iterable[Entry]) -> dict[str, str | None]:
+    """Tag -> pinned digest of ``repository``'s lines in mirrored-images.txt (any spelling)."""
+    result: dict[str, str | None] = {}
+    for entry in mirrored:
+        ref = entry.ref
+        if (ref.host, ref.repository) == (repository.host, repository.repository) and ref.effective_tag is not None:
+            result[ref.effective_tag] = ref.digest
+    return result
+
+
+def plan_repository(
+    repository: Reference,
+    mirrored: Iterable[Entry],
+    client: RegistryClient,
+    tag_filter: TagFilter,
+    *,
+    page_size: int | None = None,
+) -> RepositoryPlan:
+    """List, filter and compare one repository's tags; a registry error becomes the plan's ``error``.
+
+    Only tags already mirrored are checked with a ``HEAD`` (has the tag moved?); new tags are copied anyway,
+    and the copy reads them itself. A no-op run therefore costs the tag-list pages plus one HEAD per
+    selected tag (plus the registry's auth handshake).
+    """
+    try:
+        tags = client.list_tags(repository.host, repository.repository, page_size)
+        selected = tag_filter.select(tags)
+        pinned = pinned_tags(repository, mirrored)
+        upstream: dict[str, str | None] = {}
+        for tag in selected:
+            if tag in pinned:
+                found = client.head_manifest(repository.host, repository.repository, tag)
+                upstream[tag] = found.digest if found is not None else None
+    except BotError as exc:
+        return RepositoryPlan(repository, error=str(exc))
+    return RepositoryPlan(repository, len(tags), tuple(selected), tuple(plan_tags(selected, upstream, pinned)))
+
+
+def copy_within_budget(
+    plan: RepositoryPlan,
+    budget: PullBudget,
+    client: RegistryClient,
+    copy: Callable[[Sequence[TagPlan]], object],
+) -> tuple[TagPlan, ...]:
+    """Copy ``plan.copy`` in chunks the registry's remaining pulls allow; return the tags left for later.
+
+    On a limited registry one image goes first, to measure what an image costs; the remaining count is read
+    again after every chunk, so the reserve is kept even when images cost more than they did so far. When
+    the count is not known yet, one HEAD (which costs no pull) reads it.
+    """
+    host = plan.repository.host
+    todo = plan.copy
+    if todo and budget.remaining(host) is None and host == DOCKER_HUB:
+        with contextlib.suppress(BotError):  # the copy reports it
+            client.head_manifest(host, plan.repository.repository, todo[0].tag)
+    while todo:
+        count = budget.images_allowed(host, len(todo))
+        if count == 0:
+            return todo
+        if budget.remaining(host) is not None and not budget.knows_cost(host):
+            count = 1  # one image first, to see what an image of this registry costs
+        before = budget.remaining(host)
+        copy(todo[:count])
+        budget.learn(host, before, count)
+        todo = todo[count:]
+    return ()
+
+
+def limit_note(budget: PullBudget, deferred: Mapping[str, int]) -> str | None:
+    """The summary line for tags left for a later run because of a pull limit."""
+    total = sum(deferred.values())
+    if not total:
+        return None
+    left = ", ".join(f"{host}: {budget.remaining(host)} pulls left" for host in sorted(deferred))
+    return (
+        f"stopped before exhausting the pull limit ({left}; {budget.reserve} kept in reserve): "
+        f"{total} tags deferred to the next run"
+    )

@@ -1,0 +1,351 @@
+"""Registry operations (OCI distribution spec) over a :class:`~bot.registry.transport.Transport`.
+
+Every method takes the registry ``host`` as written in references (``docker.io``, ``127.0.0.1:5000``) and the
+repository as the API knows it (``library/nginx``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urljoin, urlsplit
+
+import requests
+
+from bot.errors import RegistryError
+from bot.registry.auth import Credentials, Scope
+from bot.registry.models import ACCEPT, MAX_MANIFEST_BYTES, Descriptor, Manifest, sha256_digest
+from bot.registry.transport import Transport, TransportSettings
+
+CHUNK_SIZE = 1024 * 1024
+_LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+
+
+def _pull(repository: str) -> tuple[Scope, ...]:
+    return ((repository, "pull"),)
+
+
+def _push(repository: str) -> tuple[Scope, ...]:
+    return ((repository, "pull"), (repository, "push"))
+
+
+@dataclass(frozen=True, slots=True)
+class MountResult:
+    """``mounted`` when the registry linked the blob; otherwise ``upload_url`` is the session it opened."""
+
+    mounted: bool
+    upload_url: str | None = None
+
+
+class BlobStream:
+    """A blob being downloaded: iterate for chunks; the sha256 and size are checked when the stream ends."""
+
+    def __init__(self, response: requests.Response, digest: str, size: int | None, chunk_size: int) -> None:
+        import hashlib
+
+        self._response = response
+        self.digest = digest
+        self.size = size
+        self._chunk_size = chunk_size
+        self._hash = hashlib.sha256()
+        self.received = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        algorithm, _, expected = self.digest.partition(":")
+        check = algorithm == "sha256"
+        for chunk in self._response.raw.stream(self._chunk_size, decode_content=False):
+            if not chunk:
+                continue
+            self.received += len(chunk)
+            if self.size is not None and self.received > self.size:
+                raise RegistryError(f"blob {self.digest} is larger than the {self.size} bytes its descriptor says")
+            if check:
+                self._hash.update(chunk)
+            yield chunk
+        if self.size is not None and self.received != self.size:
+            raise RegistryError(
+                f"blob {self.digest}: received {self.received} bytes, expected {self.size}", temporary=True
+            )
+        if check and self._hash.hexdigest() != expected:
+            raise RegistryError(f"blob {self.digest}: the content does not match its digest", temporary=True)
+
+    def close(self) -> None:
+        self._response.close()
+
+    def __enter__(self) -> BlobStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _SizedBody:
+    """An iterable request body with a known length, so requests sends ``Content-Length`` (not chunked)."""
+
+    def __init__(self, chunks: Iterable[bytes], size: int) -> None:
+        self._chunks = chunks
+        self._size = size
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._chunks)
+
+
+class RegistryClient:
+    """Manifests, tags and blobs of any OCI registry. Thread-safe."""
+
+    def __init__(
+        self,
+        transport: Transport | None = None,
+        *,
+        settings: TransportSettings | None = None,
+        credentials: Credentials | None = None,
+        chunk_size: int = CHUNK_SIZE,
+    ) -> None:
+        self.transport = transport or Transport(settings, credentials)
+        self.chunk_size = chunk_size
+        self._chunked_hosts: set[str] = set()
+
+    @property
+    def credentials(self) -> Credentials:
+        return self.transport.credentials
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- manifests -----------------------------------------------------------------------------------------
+
+    def head_manifest(self, host: str, repository: str, reference: str) -> Descriptor | None:
+        """The manifest's descriptor (digest, media type, size, response headers), or ``None`` when missing.
+
+        A HEAD does not count against Docker Hub's pull limit; its ``ratelimit-remaining`` header is in
+        ``Descriptor.headers``. When a registry sends no ``Docker-Content-Digest`` the manifest is fetched.
+        """
+        response = self.transport.request(
+            "HEAD",
+            host,
+            f"/v2/{repository}/manifests/{reference}",
+            scopes=_pull(repository),
+            headers={"Accept": ACCEPT},
+            allow=(404,),
+            what=f"{host}/{repository}:{reference}",
+        )
+        response.close()
+        if response.status_code == 404:
+            return None
+        headers = dict(response.headers)
+        digest = response.headers.get("Docker-Content-Digest")
+        media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+        length = response.headers.get("Content-Length")
+        if not digest or not media_type or not (length and length.isdigit()):
+            manifest = self.get_manifest(host, repository, reference)
+            return Descriptor(manifest.digest, manifest.media_type, manifest.size, headers=headers)
+        return Descriptor(digest, media_type, int(length), headers=headers)
+
+    def get_manifest(self, host: str, repository: str, reference: str) -> Manifest:
+        """The manifest bytes as stored; a digest reference is verified against the bytes.
+
+        Raises :class:`NotFound` when missing and :class:`RegistryError` for schema 1 or unknown types.
+        """
+        where = f"{host}/{repository}" + (f"@{reference}" if ":" in reference else f":{reference}")
+        response = self.transport.request(
+            "GET",
+            host,
+            f"/v2/{repository}/manifests/{reference}",
+            scopes=_pull(repository),
+            headers={"Accept": ACCEPT},
+            stream=True,
+            what=where,
+        )
+        try:
+            body = _read_limited(response, MAX_MANIFEST_BYTES, where)
+        finally:
+            response.close()
+        manifest = Manifest.parse(body, response.headers.get("Content-Type"), where)
+        if reference.startswith("sha256:") and manifest.digest != reference:
+            raise RegistryError(f"{where}: the manifest bytes do not match the digest (got {manifest.digest})")
+        return manifest
+
+    def put_manifest(self, host: str, repository: str, reference: str, body: bytes, media_type: str) -> str:
+        """Store ``body`` unchanged under a tag or digest; returns its digest (checked against the registry's)."""
+        digest = sha256_digest(body)
+        response = self.transport.request(
+            "PUT",
+            host,
+            f"/v2/{repository}/manifests/{reference}",
+            scopes=_push(repository),
+            headers={"Content-Type": media_type},
+            data=body,
+            what=f"pushing the manifest of {host}/{repository}:{reference}",
+        )
+        response.close()
+        answered = response.headers.get("Docker-Content-Digest")
+        if answered and answered != digest:
+            raise RegistryError(f"{host}/{repository}: the registry stored the manifest as {answered}, not {digest}")
+        return digest
+
+    def delete_manifest(self, host: str, repository: str, digest: str) -> None:
+        response = self.transport.request(
+            "DELETE", host, f"/v2/{repository}/manifests/{digest}", scopes=(*_push(repository), (repository, "delete"))
+        )
+        response.close()
+
+    # -- tags ----------------------------------------------------------------------------------------------
+
+    def list_tags(self, host: str, repository: str, page_size: int | None = None) -> list[str]:
+        """Every tag of the repository, following ``Link: <...>; rel="next"`` pagination."""
+        tags: list[str] = []
+        path = f"/v2/{repository}/tags/list"
+        params: dict[str, str] | None = {"n": str(page_size)} if page_size else None
+        for _ in range(10_000):
+            response = self.transport.request(
+                "GET", host, path, scopes=_pull(repository), params=params, what=f"listing tags of {host}/{repository}"
+            )
+            try:
+                data = response.json()
+            except ValueError as exc:
+                raise RegistryError(f"listing tags of {host}/{repository}: the answer is not JSON") from exc
+            finally:
+                response.close()
+            page = data.get("tags") if isinstance(data, dict) else None
+            tags.extend(tag for tag in (page or []) if isinstance(tag, str))
+            match = _LINK_NEXT.search(response.headers.get("Link", ""))
+            if not match:
+                return tags
+            next_url = urljoin(response.url, match.group(1))
+            parts = urlsplit(next_url)
+            path, params = parts.path, dict(parse_qsl(parts.query, keep_blank_values=True))
+        raise RegistryError(f"listing tags of {host}/{repository}: too many pages")
+
+    # -- blobs ---------------------------------------------------------------------------------------------
+
+    def head_blob(self, host: str, repository: str, digest: str) -> int | None:
+        """The blob's size when the repository has it, else ``None``."""
+        response = self.transport.request(
+            "HEAD", host, f"/v2/{repository}/blobs/{digest}", scopes=_pull(repository), allow=(404,)
+        )
+        response.close()
+        if response.status_code == 404:
+            return None
+        length = response.headers.get("Content-Length", "")
+        return int(length) if length.isdigit() else 0
+
+    def get_blob(self, host: str, repository: str, digest: str, size: int | None = None) -> BlobStream:
+        """Open a streaming download; iterating checks size and sha256 at the end. Close it (``with``)."""
+        response = self.transport.request(
+            "GET",
+            host,
+            f"/v2/{repository}/blobs/{digest}",
+            scopes=_pull(repository),
+            stream=True,
+            what=f"downloading {digest} from {host}/{repository}",
+        )
+        return BlobStream(response, digest, size, self.chunk_size)
+
+    def mount_blob(self, host: str, repository: str, digest: str, from_repository: str) -> MountResult:
+        """Ask the registry to link ``digest`` from ``from_repository`` (same host) into ``repository``."""
+        response = self.transport.request(
+            "POST",
+            host,
+            f"/v2/{repository}/blobs/uploads/",
+            scopes=(*_push(repository), (from_repository, "pull")),
+            params={"mount": digest, "from": from_repository},
+            headers={"Content-Length": "0"},
+            what=f"mounting {digest} into {host}/{repository}",
+        )
+        response.close()
+        if response.status_code == 201:
+            return MountResult(True)
+        location = response.headers.get("Location")
+        return MountResult(False, urljoin(response.url, location) if location else None)
+
+    def start_upload(self, host: str, repository: str) -> str:
+        """Open an upload session; returns its absolute URL (relative ``Location`` headers are resolved)."""
+        response = self.transport.request(
+            "POST",
+            host,
+            f"/v2/{repository}/blobs/uploads/",
+            scopes=_push(repository),
+            headers={"Content-Length": "0"},
+            what=f"starting an upload to {host}/{repository}",
+        )
+        response.close()
+        location = response.headers.get("Location")
+        if not location:
+            raise RegistryError(f"{host}/{repository}: the upload answer has no Location header")
+        return urljoin(response.url, location)
+
+    def upload_blob(
+        self,
+        host: str,
+        repository: str,
+        digest: str,
+        size: int,
+        chunks: Iterable[bytes],
+        *,
+        upload_url: str | None = None,
+    ) -> None:
+        """Stream ``size`` bytes to the repository and commit them as ``digest``.
+
+        Monolithic: ``PUT <session>?digest=`` with the body and ``Content-Length``. Hosts that refused that
+        once in this run get ``PATCH`` with the body, then an empty ``PUT ?digest=``.
+        """
+        url = upload_url or self.start_upload(host, repository)
+        scopes = _push(repository)
+        body = _SizedBody(chunks, size)
+        what = f"uploading {digest} to {host}/{repository}"
+        if host in self._chunked_hosts:
+            response = self.transport.request(
+                "PATCH",
+                host,
+                url,
+                scopes=scopes,
+                headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)}
+                | ({"Content-Range": f"0-{size - 1}"} if size else {}),
+                data=body,
+                replayable=False,
+                what=what,
+            )
+            response.close()
+            location = response.headers.get("Location")
+            url = urljoin(response.url, location) if location else url
+            body = _SizedBody((), 0)
+        try:
+            response = self.transport.request(
+                "PUT",
+                host,
+                url,
+                scopes=scopes,
+                params={"digest": digest},
+                headers={"Content-Type": "application/octet-stream", "Content-Length": str(len(body))},
+                data=body,
+                replayable=False,
+                what=what,
+            )
+        except RegistryError as exc:
+            if exc.status in (405, 416, 501) and host not in self._chunked_hosts:
+                # The registry wants chunked uploads; the caller restarts the stream and we PATCH next time.
+                self._chunked_hosts.add(host)
+                exc.temporary = True
+            raise
+        response.close()
+
+
+def _read_limited(response: requests.Response, limit: int, where: str) -> bytes:
+    chunks: list[bytes] = []
+    total = 0
+    for chunk in response.iter_content(65536):
+        total += len(chunk)
+        if total > limit:
+            raise RegistryError(f"{where}: the manifest is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

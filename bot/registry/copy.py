@@ -1,0 +1,507 @@
+"""The copy engine: every platform, digest-exact, streaming, each blob over the network at most once per run.
+
+Copy by descriptor, like go-containerregistry: the source manifest bytes are pushed unchanged, children
+before their parent, the tag last, so a target tag never points at an incomplete image and an interrupted
+run, run again, moves only what is missing.
+
+Per blob and target repository: known present in this run -> nothing; ``HEAD`` says present -> skipped;
+already put in another repository of the same target registry in this run -> mounted; being uploaded right
+now by another image -> wait for it, then mount; otherwise streamed from the source straight into the upload,
+its sha256 and size checked on the way.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from bot.errors import BotError, CopyError, NotFound, RegistryError
+from bot.reference import Reference, format_reference, parse_reference
+from bot.registry.client import RegistryClient
+from bot.registry.models import (
+    IMAGE_TYPES,
+    Descriptor,
+    Manifest,
+    Platform,
+    filtered_index,
+    select_children,
+)
+from bot.registry.progress import Progress
+from bot.rules import Target
+
+
+@dataclass(frozen=True, slots=True)
+class ImageLocation:
+    """One image in one registry: ``host/repository[:tag][@digest]`` (repository as the API names it)."""
+
+    host: str
+    repository: str
+    tag: str | None = None
+    digest: str | None = None
+
+    @classmethod
+    def from_reference(cls, ref: Reference) -> ImageLocation:
+        return cls(ref.host, ref.repository, ref.effective_tag, ref.digest)
+
+    @classmethod
+    def from_target(cls, target: Target) -> ImageLocation:
+        return cls(target.registry.lower(), target.repository, target.tag, target.digest)
+
+    @classmethod
+    def parse(cls, text: str) -> ImageLocation:
+        """Parse any image reference (``nginx``, ``127.0.0.1:5000/a/b:1``); raises InvalidReference."""
+        return cls.from_reference(parse_reference(text))
+
+    @property
+    def reference(self) -> str:
+        """What to ask the registry for: the digest when pinned, else the tag."""
+        return self.digest or self.tag or "latest"
+
+    def with_digest(self, digest: str | None) -> ImageLocation:
+        return ImageLocation(self.host, self.repository, self.tag, digest)
+
+    def __str__(self) -> str:
+        return format_reference(f"{self.host}/{self.repository}", self.tag, self.digest)
+
+
+@dataclass(frozen=True, slots=True)
+class CopyResult:
+    """What one copy did.
+
+    ``skipped`` is true when the target already held the source digest (checked with two HEAD requests and
+    nothing else). ``platforms`` are the platforms of the copied index (empty for a single-platform image or
+    a skipped one). With a platform filter that drops platforms, ``target_digest`` differs from
+    ``source_digest``; otherwise they are equal.
+    """
+
+    source: ImageLocation
+    target: ImageLocation
+    source_digest: str
+    target_digest: str
+    media_type: str
+    platforms: tuple[Platform, ...] = ()
+    bytes_moved: int = 0
+    blobs_copied: int = 0
+    blobs_mounted: int = 0
+    blobs_skipped: int = 0
+    manifests_pushed: int = 0
+    skipped: bool = False
+    dry_run: bool = False
+
+    @property
+    def digest_exact(self) -> bool:
+        return self.source_digest == self.target_digest
+
+
+@dataclass(frozen=True, slots=True)
+class CopyOutcome:
+    """One image of a batch: ``result`` when it worked, else ``error`` (a message for people)."""
+
+    source: ImageLocation
+    target: ImageLocation
+    result: CopyResult | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.result is not None
+
+
+@dataclass(frozen=True, slots=True)
+class ImageInfo:
+    """What :func:`inspect` learns about a source image without copying it."""
+
+    source: ImageLocation
+    digest: str
+    media_type: str
+    platforms: tuple[Platform, ...]
+    total_size: int  # compressed: config + layers of every platform, each distinct blob once
+    manifests: int
+    blobs: int
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def is_index(self) -> bool:
+        return self.media_type not in IMAGE_TYPES
+
+
+@dataclass(slots=True)
+class _Counters:
+    copied: int = 0
+    mounted: int = 0
+    skipped: int = 0
+    moved: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, kind: str, moved: int = 0) -> None:
+        with self.lock:
+            setattr(self, kind, getattr(self, kind) + 1)
+            self.moved += moved
+
+
+@dataclass(slots=True)
+class _Plan:
+    """The manifests to push (children first, the top one last) and the distinct blobs they need."""
+
+    manifests: list[Manifest] = field(default_factory=list)
+    blobs: dict[str, Descriptor] = field(default_factory=dict)
+    platforms: list[Platform] = field(default_factory=list)
+
+
+class Copier:
+    """Copies images between registries with bounded concurrency; one instance per run.
+
+    ``concurrency`` bounds both the images copied at once (:meth:`copy_many`) and the blobs in flight. The
+    run-wide blob ledger is what lets later images mount instead of upload.
+    """
+
+    def __init__(
+        self,
+        client: RegistryClient,
+        *,
+        concurrency: int = 4,
+        progress: Progress | None = None,
+        dry_run: bool = False,
+        max_attempts: int = 3,
+    ) -> None:
+        self.client = client
+        self.concurrency = max(1, concurrency)
+        self.progress = progress or Progress()
+        self.dry_run = dry_run
+        self.max_attempts = max(1, max_attempts)
+        self._blob_pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="blob")
+        self._lock = threading.Lock()
+        # (target host, digest) -> repositories of that host known to hold the blob in this run
+        self._present: dict[tuple[str, str], set[str]] = {}
+        # (target host, digest) -> set when the transfer in progress ends (either way)
+        self._inflight: dict[tuple[str, str], threading.Event] = {}
+        # digests counted by a dry run (each distinct blob would move once)
+        self._planned: set[str] = set()
+
+    def close(self) -> None:
+        self._blob_pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> Copier:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- batch ---------------------------------------------------------------------------------------------
+
+    def copy_many(
+        self,
+        pairs: Sequence[tuple[ImageLocation, ImageLocation]],
+        platforms: tuple[Platform, ...] | None = None,
+    ) -> list[CopyOutcome]:
+        """Copy every ``(source, target)`` pair, ``concurrency`` images at a time; outcomes in input order.
+
+        A failing image never stops the others: its outcome carries the error message.
+        """
+        self.progress.add_images(len(pairs))
+
+        def one(pair: tuple[ImageLocation, ImageLocation]) -> CopyOutcome:
+            src, dst = pair
+            try:
+                return CopyOutcome(src, dst, self.copy(src, dst, platforms))
+            except BotError as exc:
+                return CopyOutcome(src, dst, error=str(exc))
+            finally:
+                self.progress.image_done()
+
+        if len(pairs) <= 1 or self.concurrency == 1:
+            return [one(pair) for pair in pairs]
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="image") as pool:
+            return list(pool.map(one, pairs))
+
+    # -- one image -----------------------------------------------------------------------------------------
+
+    def copy(self, src: ImageLocation, dst: ImageLocation, platforms: tuple[Platform, ...] | None = None) -> CopyResult:
+        """Copy one image (every platform, or those in ``platforms``); raises CopyError/RegistryError."""
+        source_desc = self.client.head_manifest(src.host, src.repository, src.reference)
+        if source_desc is None:
+            raise CopyError(f"{src}: the source image does not exist (no such tag or digest)")
+        if src.digest and source_desc.digest != src.digest:
+            raise CopyError(f"{src}: the registry answered with digest {source_desc.digest}")
+        source_digest = source_desc.digest
+        dst_ref = dst.tag or dst.digest or source_digest
+
+        if platforms is None:
+            existing = self.client.head_manifest(dst.host, dst.repository, dst_ref)
+            if existing is not None and existing.digest == source_digest:
+                return CopyResult(src, dst, source_digest, existing.digest, source_desc.media_type, skipped=True)
+
+        top = self.client.get_manifest(src.host, src.repository, source_digest)
+        plan = self._plan(src, dst, top, platforms)
+        final = plan.manifests[-1]
+        if platforms is not None:
+            existing = self.client.head_manifest(dst.host, dst.repository, dst_ref)
+            if existing is not None and existing.digest == final.digest:
+                return CopyResult(
+                    src, dst, source_digest, final.digest, final.media_type, tuple(plan.platforms), skipped=True
+                )
+        counters = _Counters()
+        self._copy_blobs(src, dst, list(plan.blobs.values()), counters)
+        pushed = 0
+        if not self.dry_run:
+            for manifest in plan.manifests[:-1]:
+                self.client.put_manifest(dst.host, dst.repository, manifest.digest, manifest.body, manifest.media_type)
+                pushed += 1
+            target_digest = self.client.put_manifest(dst.host, dst.repository, dst_ref, final.body, final.media_type)
+            pushed += 1
+        else:
+            target_digest = final.digest
+        return CopyResult(
+            src,
+            dst,
+            source_digest,
+            target_digest,
+            final.media_type,
+            tuple(plan.platforms),
+            bytes_moved=counters.moved,
+            blobs_copied=counters.copied,
+            blobs_mounted=counters.mounted,
+            blobs_skipped=counters.skipped,
+            manifests_pushed=pushed,
+            dry_run=self.dry_run,
+        )
+
+    def _plan(
+        self, src: ImageLocation, dst: ImageLocation, top: Manifest, platforms: tuple[Platform, ...] | None
+    ) -> _Plan:
+        plan = _Plan()
+        if not top.is_index:
+            plan.blobs.update((b.digest, b) for b in top.blobs() if not b.is_foreign)
+            plan.manifests.append(top)
+            return plan
+        children = select_children(top, platforms)
+        if not children:
+            wanted = ", ".join(str(p) for p in platforms or ())
+            offered = ", ".join(str(c.platform) for c in top.children() if c.platform) or "none"
+            raise CopyError(f"{src}: no platform matches {wanted}; the image offers {offered}")
+        plan.platforms = [c.platform for c in children if c.platform is not None and not c.platform.is_unknown]
+        self._plan_children(src, dst, children, plan)
+        if platforms is None or len(children) == len(top.children()):
+            plan.manifests.append(top)
+        elif len(children) == 1:
+            # One platform asked for: the target tag points at that platform's manifest itself. When the
+            # target already had it, the plan holds no manifest to tag yet.
+            child = children[0]
+            if not plan.manifests or plan.manifests[-1].digest != child.digest:
+                plan.manifests.append(self.client.get_manifest(src.host, src.repository, child.digest))
+        else:
+            body = filtered_index(top, children)
+            plan.manifests.append(Manifest.parse(body, top.media_type, f"filtered index of {src}"))
+        return plan
+
+    def _plan_children(
+        self, src: ImageLocation, dst: ImageLocation, children: Sequence[Descriptor], plan: _Plan
+    ) -> None:
+        def fetch(child: Descriptor) -> tuple[Descriptor, Manifest | None]:
+            # A child the target already has was pushed complete (children first): skip its blobs.
+            present = self.client.head_manifest(dst.host, dst.repository, child.digest)
+            if present is not None and present.digest == child.digest:
+                return child, None
+            return child, self.client.get_manifest(src.host, src.repository, child.digest)
+
+        fetched = list(self._blob_pool.map(fetch, children)) if len(children) > 1 else [fetch(c) for c in children]
+        for _child, manifest in fetched:
+            if manifest is None:
+                continue
+            if manifest.is_index:
+                self._plan_children(src, dst, manifest.children(), plan)
+            else:
+                plan.blobs.update((b.digest, b) for b in manifest.blobs() if not b.is_foreign)
+            plan.manifests.append(manifest)
+
+    # -- blobs ---------------------------------------------------------------------------------------------
+
+    def _copy_blobs(self, src: ImageLocation, dst: ImageLocation, blobs: list[Descriptor], counters: _Counters) -> None:
+        if not blobs:
+            return
+        # Largest first: the long transfers start early and the small ones fill in around them.
+        blobs.sort(key=lambda b: b.size, reverse=True)
+        # Everything counts as still to move until a blob turns out to be present or mountable.
+        self.progress.add_total(sum(blob.size for blob in blobs))
+        futures: list[Future[None]] = [
+            self._blob_pool.submit(self._ensure_blob, src, dst, blob, counters) for blob in blobs
+        ]
+        errors: list[BaseException] = []
+        for future in futures:
+            exc = future.exception()
+            if exc is not None:
+                errors.append(exc)
+        if errors:
+            first = errors[0]
+            if isinstance(first, BotError):
+                raise first
+            raise CopyError(f"{src}: copying a blob failed: {first}") from first
+
+    def _ensure_blob(self, src: ImageLocation, dst: ImageLocation, blob: Descriptor, counters: _Counters) -> None:
+        key = (dst.host, blob.digest)
+        for _ in range(1000):
+            with self._lock:
+                repos = self._present.get(key, set())
+                mount_from = min(repos) if repos else None
+                waiting = self._inflight.get(key)
+            if dst.repository in repos:
+                self._done_without_transfer(blob, counters, "skipped")
+                return
+            if mount_from is not None:
+                upload_url = self._mount(dst, blob, mount_from, counters)
+                if upload_url is not None:
+                    # Refused (the registry may not allow mounts across these repositories): upload instead.
+                    self._transfer(src, dst, blob, counters, upload_url or None)
+                return
+            if waiting is not None:
+                waiting.wait()
+                continue
+            if self.client.head_blob(dst.host, dst.repository, blob.digest) is not None:
+                self._mark_present(key, dst.repository)
+                self._done_without_transfer(blob, counters, "skipped")
+                return
+            if self.dry_run:
+                with self._lock:
+                    first = blob.digest not in self._planned
+                    self._planned.add(blob.digest)
+                counters.add("copied", blob.size if first else 0)
+                return
+            with self._lock:
+                if key in self._inflight or self._present.get(key):
+                    continue  # another worker claimed it while we asked the registry
+                event = threading.Event()
+                self._inflight[key] = event
+            try:
+                self._transfer(src, dst, blob, counters)
+            finally:
+                with self._lock:
+                    self._inflight.pop(key, None)
+                event.set()
+            return
+        raise CopyError(f"{blob.digest}: gave up waiting for a concurrent transfer")
+
+    def _done_without_transfer(self, blob: Descriptor, counters: _Counters, kind: str) -> None:
+        counters.add(kind)
+        self.progress.add_total(-blob.size)
+
+    def _mark_present(self, key: tuple[str, str], repository: str) -> None:
+        with self._lock:
+            self._present.setdefault(key, set()).add(repository)
+
+    def _mount(self, dst: ImageLocation, blob: Descriptor, from_repository: str, counters: _Counters) -> str | None:
+        """Mount from another repository of this run; ``None`` when done, else the upload URL to use
+        instead (``""`` when the registry opened none)."""
+        result = self.client.mount_blob(dst.host, dst.repository, blob.digest, from_repository)
+        if not result.mounted:
+            return result.upload_url or ""
+        self._mark_present((dst.host, blob.digest), dst.repository)
+        self._done_without_transfer(blob, counters, "mounted")
+        return None
+
+    def _transfer(
+        self,
+        src: ImageLocation,
+        dst: ImageLocation,
+        blob: Descriptor,
+        counters: _Counters,
+        upload_url: str | None = None,
+    ) -> None:
+        """Stream the blob from the source into the target, retrying temporary failures from the start."""
+        for attempt in range(1, self.max_attempts + 1):
+            sent = 0
+
+            def counted(chunks: Iterator[bytes]) -> Iterator[bytes]:
+                nonlocal sent
+                for chunk in chunks:
+                    sent += len(chunk)
+                    self.progress.advance(len(chunk))
+                    yield chunk
+
+            try:
+                with self.client.get_blob(src.host, src.repository, blob.digest, blob.size) as stream:
+                    self.client.upload_blob(
+                        dst.host, dst.repository, blob.digest, blob.size, counted(iter(stream)), upload_url=upload_url
+                    )
+            except RegistryError as exc:
+                self.progress.advance(-sent)
+                upload_url = None  # a failed session is not reused
+                if not exc.temporary or attempt == self.max_attempts or isinstance(exc, NotFound):
+                    raise
+                continue
+            except OSError as exc:
+                self.progress.advance(-sent)
+                upload_url = None
+                if attempt == self.max_attempts:
+                    raise CopyError(f"{blob.digest}: the transfer broke off: {exc}") from exc
+                continue
+            self._mark_present((dst.host, blob.digest), dst.repository)
+            counters.add("copied", blob.size)
+            return
+
+
+def copy_image(
+    client: RegistryClient,
+    src: ImageLocation,
+    dst: ImageLocation,
+    platforms: tuple[Platform, ...] | None = None,
+    *,
+    concurrency: int = 4,
+    progress: Progress | None = None,
+    dry_run: bool = False,
+) -> CopyResult:
+    """Copy one image with a fresh :class:`Copier` (see :meth:`Copier.copy`)."""
+    with Copier(client, concurrency=concurrency, progress=progress, dry_run=dry_run) as copier:
+        return copier.copy(src, dst, platforms)
+
+
+def inspect(client: RegistryClient, src: ImageLocation, *, concurrency: int = 4) -> ImageInfo:
+    """Digest, media type, platforms and total compressed size of a source image (manifests only; a
+    single-platform image's config blob is read for its platform)."""
+    head = client.head_manifest(src.host, src.repository, src.reference)
+    if head is None:
+        raise NotFound(f"{src}: no such image (the tag or digest does not exist)", status=404)
+    top = client.get_manifest(src.host, src.repository, head.digest)
+    blobs: dict[str, int] = {}
+    platforms: list[Platform] = []
+    manifests = 1
+
+    def walk(manifest: Manifest, pool: ThreadPoolExecutor) -> None:
+        nonlocal manifests
+        if not manifest.is_index:
+            blobs.update((b.digest, b.size) for b in manifest.blobs())
+            return
+        children = manifest.children()
+        platforms.extend(c.platform for c in children if c.platform is not None and not c.platform.is_unknown)
+        fetched = pool.map(lambda c: client.get_manifest(src.host, src.repository, c.digest), children)
+        for child in fetched:
+            manifests += 1
+            walk(child, pool)
+
+    with ThreadPoolExecutor(max(1, concurrency)) as pool:
+        walk(top, pool)
+    if not top.is_index:
+        config = top.config
+        if config is not None:
+            platform = _config_platform(client, src, config)
+            if platform is not None:
+                platforms.append(platform)
+    total = sum(blobs.values())
+    return ImageInfo(
+        src, head.digest, top.media_type, tuple(platforms), total, manifests, len(blobs), dict(head.headers)
+    )
+
+
+def _config_platform(client: RegistryClient, src: ImageLocation, config: Descriptor) -> Platform | None:
+    import json
+
+    if config.size > 1024 * 1024:
+        return None
+    with client.get_blob(src.host, src.repository, config.digest, config.size) as stream:
+        data = b"".join(stream)
+    try:
+        parsed = json.loads(data)
+    except ValueError:
+        return None
+    return Platform.from_json(parsed)

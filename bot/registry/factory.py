@@ -1,0 +1,127 @@
+"""Build a registry client for a run from the config: the rules are the allow-list of hosts."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from bot.config import Config
+from bot.errors import UsageError
+from bot.registry.auth import Credentials, normalize_host
+from bot.registry.client import RegistryClient
+from bot.registry.models import Platform
+from bot.registry.transport import TransportSettings
+from bot.rules import Mapper
+
+
+def allowed_hosts(config: Config, extra: Iterable[str] = ()) -> frozenset[str]:
+    """Every host a rule names, the target registry, and ``extra`` (hosts the user named explicitly)."""
+    hosts = set(Mapper(config).hosts) | {config.target_registry} | set(extra)
+    return frozenset(normalize_host(host) for host in hosts)
+
+
+def build_client(
+    config: Config,
+    *,
+    credentials: Credentials | None = None,
+    endpoints: Mapping[str, str] | None = None,
+    verify: bool | str = True,
+    insecure_registries: Iterable[str] = (),
+    extra_hosts: Iterable[str] = (),
+    concurrency: int = 4,
+    environ: Mapping[str, str] | None = None,
+    docker_config: Path | None = None,
+) -> RegistryClient:
+    """A client that may contact only the config's registries (plus ``extra_hosts``).
+
+    Credentials default to the docker config.json and ``MIRROR_AUTH_<HOST>_*`` variables of every allowed
+    host; ``config.insecure_registries`` and ``insecure_registries`` are spoken to over plain HTTP.
+    """
+    environ = os.environ if environ is None else environ
+    hosts = allowed_hosts(config, extra_hosts)
+    if credentials is None:
+        credentials = Credentials.from_environment(environ, docker_config=docker_config, hosts=hosts)
+    settings = TransportSettings(
+        endpoints=dict(endpoints or {}),
+        verify=verify,
+        insecure_registries=frozenset(normalize_host(h) for h in (*config.insecure_registries, *insecure_registries)),
+        allowed_hosts=hosts,
+        pool_size=max(8, concurrency * 4),
+    )
+    return RegistryClient(settings=settings, credentials=credentials)
+
+
+def add_registry_options(parser: argparse.ArgumentParser) -> None:
+    """Options every command that talks to registries shares."""
+    parser.add_argument(
+        "--platform",
+        action="append",
+        default=None,
+        metavar="OS/ARCH[/VARIANT]",
+        help="copy only these platforms (repeat or separate with commas); default: every platform, digest-exact",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=8,
+        metavar="N",
+        help="images and blobs transferred at once (default: %(default)s)",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="say what would be copied and how many bytes")
+    parser.add_argument(
+        "--insecure-registry",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="speak plain HTTP to this registry (loopback registries always are)",
+    )
+    parser.add_argument(
+        "--ca-bundle",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="CA certificates to verify registries' TLS with (default: the system's)",
+    )
+    parser.add_argument(
+        "--endpoint",
+        action="append",
+        default=[],
+        metavar="HOST=URL",
+        help="send requests for HOST to URL instead, e.g. a registry mirror or a test registry",
+    )
+
+
+def platforms_from_args(args: argparse.Namespace) -> tuple[Platform, ...] | None:
+    if not args.platform:
+        return None
+    result: list[Platform] = []
+    for value in args.platform:
+        for item in value.split(","):
+            try:
+                result.append(Platform.parse(item))
+            except ValueError as exc:
+                raise UsageError(f"--platform: {exc}") from None
+    return tuple(result)
+
+
+def client_from_args(args: argparse.Namespace, config: Config, extra_hosts: Iterable[str] = ()) -> RegistryClient:
+    if args.concurrency < 1:
+        raise UsageError("--concurrency must be 1 or more")
+    endpoints: dict[str, str] = {}
+    for item in args.endpoint:
+        host, sep, url = item.partition("=")
+        if not sep or not host or not url.startswith(("http://", "https://")):
+            raise UsageError(f"--endpoint {item!r}: write HOST=URL, e.g. registry.example=https://127.0.0.1:5443")
+        endpoints[host] = url
+    if args.ca_bundle is not None and not args.ca_bundle.is_file():
+        raise UsageError(f"--ca-bundle {args.ca_bundle}: no such file")
+    return build_client(
+        config,
+        endpoints=endpoints,
+        verify=str(args.ca_bundle) if args.ca_bundle else True,
+        insecure_registries=args.insecure_registry,
+        extra_hosts=extra_hosts,
+        concurrency=args.concurrency,
+    )

@@ -1,0 +1,118 @@
+"""Progress of a copy run: a live bar on a terminal, periodic plain lines in CI logs."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import TextIO
+
+
+def human_bytes(count: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(count) < 1000 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1000
+    raise AssertionError("unreachable")
+
+
+class Progress:
+    """Counts bytes moved against a total that grows as manifests are read. Thread-safe.
+
+    The base class is silent; :meth:`for_stream` picks a live bar for a terminal or log lines otherwise.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._lock = threading.Lock()
+        self._clock = clock
+        self.started = clock()
+        self.total = 0
+        self.done = 0
+        self.images_total = 0
+        self.images_done = 0
+
+    @staticmethod
+    def for_stream(stream: TextIO | None = None, interval: float | None = None) -> Progress:
+        stream = stream or sys.stderr
+        if stream.isatty():
+            return BarProgress(stream, interval or 0.2)
+        return LogProgress(stream, interval or 10.0)
+
+    def add_images(self, count: int) -> None:
+        with self._lock:
+            self.images_total += count
+
+    def image_done(self) -> None:
+        with self._lock:
+            self.images_done += 1
+        self._tick(force=False)
+
+    def add_total(self, count: int) -> None:
+        with self._lock:
+            self.total += count
+
+    def advance(self, count: int) -> None:
+        with self._lock:
+            self.done += count
+        self._tick(force=False)
+
+    def finish(self) -> None:
+        self._tick(force=True)
+
+    def _tick(self, force: bool) -> None:
+        """Called after every update; subclasses render."""
+
+    def line(self) -> str:
+        """``3/10 images, 120.0 MB / 800.0 MB, 45.2 MB/s, ETA 15s``."""
+        with self._lock:
+            done, total, images, images_total = self.done, self.total, self.images_done, self.images_total
+        elapsed = max(self._clock() - self.started, 1e-6)
+        rate = done / elapsed
+        eta = f"{(total - done) / rate:.0f}s" if rate > 0 and total > done else "-"
+        return (
+            f"{images}/{images_total} images, {human_bytes(done)} / {human_bytes(total)}, "
+            f"{rate / 1e6:.1f} MB/s, ETA {eta}"
+        )
+
+
+class LogProgress(Progress):
+    """One plain line every ``interval`` seconds (CI logs)."""
+
+    def __init__(self, stream: TextIO, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(clock)
+        self._stream = stream
+        self._interval = interval
+        self._last = self.started
+
+    def _tick(self, force: bool) -> None:
+        now = self._clock()
+        if not force and now - self._last < self._interval:
+            return
+        self._last = now
+        self._stream.write(f"progress: {self.line()}\n")
+        self._stream.flush()
+
+
+class BarProgress(Progress):
+    """A bar redrawn in place on a terminal."""
+
+    WIDTH = 30
+
+    def __init__(self, stream: TextIO, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(clock)
+        self._stream = stream
+        self._interval = interval
+        self._last = 0.0
+
+    def _tick(self, force: bool) -> None:
+        now = self._clock()
+        if not force and now - self._last < self._interval:
+            return
+        self._last = now
+        fraction = self.done / self.total if self.total else 0.0
+        filled = int(self.WIDTH * min(fraction, 1.0))
+        bar = "#" * filled + "-" * (self.WIDTH - filled)
+        end = "\n" if force else ""
+        self._stream.write(f"\r[{bar}] {fraction * 100:5.1f}% {self.line()}\x1b[K{end}")
+        self._stream.flush()

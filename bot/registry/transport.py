@@ -1,0 +1,521 @@
+"""HTTP transport to registries: endpoints, the auth challenge, tokens, retries and structured errors.
+
+One :class:`Transport` holds one pooled ``requests.Session`` for every host, so a run reuses connections.
+Requests go to ``host`` names as written in references (``docker.io`` is sent to ``registry-1.docker.io``);
+``TransportSettings.endpoints`` can point any host at another base URL (a TLS registry on loopback in tests).
+
+Only hosts in ``allowed_hosts`` are contacted directly. Redirects (blob storage) and token realms chosen by an
+allowed registry are followed, but never to a loopback, private or link-local address unless the registry
+itself lives there, and never with the registry's ``Authorization`` header.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import random
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from bot import __version__
+from bot.errors import AuthError, NotFound, RegistryError
+from bot.reference import DOCKER_HUB
+from bot.registry.auth import Credentials, Scope, TokenCache, env_key, normalize_host, scope_strings
+
+DOCKER_HUB_API = "https://registry-1.docker.io"
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Query parameters whose values are safe to show in errors; every other value is redacted (signed storage
+# URLs carry signatures, upload URLs carry state).
+_SAFE_QUERY_KEYS = frozenset({"digest", "mount", "from", "n", "last", "service"})
+_MAX_REDIRECTS = 5
+
+
+def redact_url(url: str) -> str:
+    """``url`` without user info and with every query value except harmless ones replaced by ``REDACTED``."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    query = [(k, v if k in _SAFE_QUERY_KEYS else "REDACTED") for k, v in parse_qsl(parts.query, True)]
+    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query, safe=":/"), ""))
+
+
+def _redact_text(text: str) -> str:
+    return re.sub(r"\?[^\s'\")]*", "?REDACTED", text)
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for ``localhost``, ``127.0.0.0/8`` and ``::1`` (with or without a port)."""
+    name = _hostname(host)
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _hostname(host: str) -> str:
+    host = host.lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _is_internal(host: str) -> bool:
+    name = _hostname(host)
+    if is_loopback_host(host) or name.endswith((".local", ".internal")):
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return address.is_private or address.is_link_local or address.is_reserved or address.is_unspecified
+
+
+@dataclass(frozen=True, slots=True)
+class TransportSettings:
+    """How to reach registries.
+
+    - ``endpoints``: ``host -> base URL`` overrides, e.g. ``{"example.dkr.ecr...": "https://127.0.0.1:5443"}``.
+    - ``verify``: TLS verification for every HTTPS request: ``True``, ``False`` or a CA bundle path.
+    - ``insecure_registries``: hosts spoken to over plain HTTP (loopback hosts always are).
+    - ``allowed_hosts``: the only registry hosts contacted directly; ``None`` allows any.
+    - retries: at most ``max_attempts`` tries on 429, 5xx and connection errors, exponential backoff from
+      ``backoff`` seconds with full jitter, capped at ``max_backoff``; ``Retry-After`` is honoured up to that cap.
+    """
+
+    endpoints: Mapping[str, str] = field(default_factory=dict)
+    verify: bool | str = True
+    insecure_registries: frozenset[str] = frozenset()
+    allowed_hosts: frozenset[str] | None = None
+    max_attempts: int = 5
+    backoff: float = 0.5
+    max_backoff: float = 30.0
+    connect_timeout: float = 15.0
+    read_timeout: float = 300.0
+    pool_size: int = 32
+    user_agent: str = f"image-mirror-bot/{__version__}"
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    """A parsed ``WWW-Authenticate`` header."""
+
+    scheme: str  # "bearer" or "basic"
+    params: Mapping[str, str]
+
+    @property
+    def realm(self) -> str:
+        return self.params.get("realm", "")
+
+    @property
+    def service(self) -> str:
+        return self.params.get("service", "")
+
+    def scopes(self) -> frozenset[Scope]:
+        """The repository scopes a Bearer challenge asks for (``repository:name:pull,push``)."""
+        result: set[Scope] = set()
+        for item in self.params.get("scope", "").split():
+            kind, _, rest = item.partition(":")
+            name, _, actions = rest.rpartition(":")
+            if kind == "repository" and name:
+                result.update((name, action) for action in actions.split(",") if action)
+        return frozenset(result)
+
+
+_CHALLENGE = re.compile(r'([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
+
+
+def parse_challenge(header: str | None) -> Challenge | None:
+    """Parse ``Bearer realm="...",service="...",scope="..."`` or ``Basic realm="..."``; ``None`` if neither."""
+    if not header:
+        return None
+    scheme, _, rest = header.strip().partition(" ")
+    scheme = scheme.lower()
+    if scheme not in ("bearer", "basic"):
+        return None
+    params = {}
+    for match in _CHALLENGE.finditer(rest):
+        quoted, bare = match.group(2), match.group(3)
+        params[match.group(1).lower()] = quoted.replace('\\"', '"') if quoted is not None else bare
+    return Challenge(scheme, params)
+
+
+def registry_error(response: requests.Response, method: str, url: str, what: str | None = None) -> RegistryError:
+    """Turn an error response into the right :class:`RegistryError` subclass, with the spec's error code."""
+    status = response.status_code
+    code, detail = None, ""
+    if method != "HEAD":
+        try:
+            data = response.json()
+        except (ValueError, requests.RequestException):
+            data = None
+        errors = data.get("errors") if isinstance(data, dict) else None
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            first = errors[0]
+            code = str(first.get("code") or "") or None
+            detail = str(first.get("message") or "")
+    safe_url = redact_url(url)
+    reason = code or response.reason or "error"
+    message = f"{method} {safe_url}: {status} {reason}" + (f": {detail}" if detail and detail != reason else "")
+    if what:
+        message = f"{what}: {message}"
+    temporary = status in RETRY_STATUSES
+    kind: type[RegistryError] = RegistryError
+    if status in (401, 403):
+        kind = AuthError
+        message += "; check the credentials for this registry and that they may access this repository"
+    elif status == 404:
+        kind = NotFound
+    return kind(message, status=status, method=method, url=safe_url, code=code, temporary=temporary)
+
+
+def connection_error(exc: requests.RequestException, method: str, url: str, what: str | None) -> RegistryError:
+    """A failure below HTTP: temporary (retried) unless TLS verification failed, which no retry fixes."""
+    prefix = f"{what}: " if what else ""
+    safe_url = redact_url(url)
+    if isinstance(exc, requests.exceptions.SSLError):
+        return RegistryError(
+            f"{prefix}{method} {safe_url}: TLS verification failed ({_redact_text(str(exc))[:300]}); if the "
+            "registry uses a private CA, pass its certificate with --ca-bundle",
+            method=method,
+            url=safe_url,
+        )
+    return RegistryError(
+        f"{prefix}{method} {safe_url}: cannot reach the registry: {type(exc).__name__}: {_redact_text(str(exc))[:300]}",
+        method=method,
+        url=safe_url,
+        temporary=True,
+    )
+
+
+def retry_delay(attempt: int, settings: TransportSettings, retry_after: str | None, rng: random.Random) -> float:
+    """Seconds to wait before try ``attempt + 1``: ``Retry-After`` when given, else capped full jitter."""
+    if retry_after:
+        seconds: float | None = None
+        if retry_after.strip().isdigit():
+            seconds = float(retry_after.strip())
+        else:
+            when = email.utils.parsedate_to_datetime(retry_after) if retry_after else None
+            if when is not None:
+                seconds = when.timestamp() - time.time()
+        if seconds is not None:
+            return min(max(seconds, 0.0), settings.max_backoff)
+    ceiling = min(settings.max_backoff, settings.backoff * (2 ** (attempt - 1)))
+    return rng.uniform(ceiling / 2, ceiling)
+
+
+class Transport:
+    """Authenticated, retrying HTTP to registries. Thread-safe: one instance serves a whole run."""
+
+    def __init__(
+        self,
+        settings: TransportSettings | None = None,
+        credentials: Credentials | None = None,
+        *,
+        tokens: TokenCache | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        on_response: Callable[[requests.Response], None] | None = None,
+    ) -> None:
+        self.settings = settings or TransportSettings()
+        self.credentials = credentials or Credentials()
+        self.tokens = tokens or TokenCache()
+        self.on_response = on_response
+        self._sleep = sleep
+        self._rng = random.Random()  # noqa: S311 - jitter, not security
+        self._lock = threading.Lock()
+        self._host_locks: dict[str, threading.Lock] = {}
+        self._challenges: dict[str, Challenge | None] = {}
+        self.counts: Counter[str] = Counter()
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = self.settings.user_agent
+        self.session.trust_env = False  # no proxies or netrc credentials from the environment by surprise
+        adapter = HTTPAdapter(
+            pool_connections=16, pool_maxsize=max(self.settings.pool_size, 4), max_retries=0, pool_block=False
+        )
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> Transport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- endpoints -----------------------------------------------------------------------------------------
+
+    def base_url(self, host: str) -> str:
+        """``scheme://authority`` for a registry host."""
+        host = normalize_host(host)
+        for key, url in self.settings.endpoints.items():
+            if normalize_host(key) == host:
+                return url.rstrip("/")
+        if host == DOCKER_HUB:
+            return DOCKER_HUB_API
+        insecure = {normalize_host(h) for h in self.settings.insecure_registries}
+        scheme = "http" if host in insecure or is_loopback_host(host) else "https"
+        return f"{scheme}://{host}"
+
+    def check_allowed(self, host: str) -> None:
+        allowed = self.settings.allowed_hosts
+        if allowed is not None and normalize_host(host) not in {normalize_host(h) for h in allowed}:
+            raise RegistryError(
+                f"registry {host} is not on the allow-list of this run; add a rule for it in mirror/config.yml"
+            )
+
+    def _follow_allowed(self, registry_host: str, url: str) -> None:
+        """May a redirect or token realm chosen by ``registry_host`` send us to ``url``?"""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise RegistryError(f"{registry_host} sent us to {redact_url(url)}, which is not an HTTP(S) URL")
+        target = parts.netloc.rsplit("@", 1)[-1]
+        allowed = self.settings.allowed_hosts
+        if allowed is not None and normalize_host(target) in {normalize_host(h) for h in allowed}:
+            return
+        base_host = urlsplit(self.base_url(registry_host)).netloc
+        if _is_internal(target) and not _is_internal(base_host):
+            raise RegistryError(
+                f"{registry_host} sent us to the internal address {redact_url(url)}; refused (only registries "
+                "named by the mirror rules may live on internal addresses)"
+            )
+
+    # -- requests ------------------------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        host: str,
+        path: str,
+        *,
+        scopes: Iterable[Scope] = (),
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        data: Any = None,
+        stream: bool = False,
+        allow: Collection[int] = (),
+        replayable: bool = True,
+        what: str | None = None,
+    ) -> requests.Response:
+        """Send one request to ``host`` (``path`` is ``/v2/...`` or an absolute URL the registry gave us).
+
+        Authenticates as the host's challenge asks, retries temporary failures (only when ``replayable``: a
+        streamed body cannot be sent twice), follows redirects without the ``Authorization`` header, and
+        raises a :class:`RegistryError` for any status outside 2xx and ``allow``. With ``stream`` the caller
+        must close the response.
+        """
+        self.check_allowed(host)
+        needed = frozenset(scopes)
+        base = self.base_url(host)
+        url = path if path.startswith(("http://", "https://")) else base + path
+        if url != base + path:
+            self._follow_allowed(host, url)
+        if params:
+            url = url + ("&" if "?" in url else "?") + urlencode(params, safe=":/")
+        # Credentials go only to the registry's own origin, never to a URL on another host it named.
+        own_origin = urlsplit(url).netloc == urlsplit(base).netloc
+        challenge = self._challenge(host) if own_origin else None
+        attempt = 0
+        refreshed = False
+        while True:
+            attempt += 1
+            auth = self._authorization(host, challenge, needed)
+            send_headers = dict(headers or {})
+            if auth:
+                send_headers["Authorization"] = auth
+            try:
+                response = self._send(host, method, url, send_headers, data, stream=stream)
+            except requests.RequestException as exc:
+                error = connection_error(exc, method, url, what)
+                if replayable and error.temporary and attempt < self.settings.max_attempts:
+                    self._sleep(retry_delay(attempt, self.settings, None, self._rng))
+                    continue
+                raise error from exc
+            status = response.status_code
+            if status == 401 and not refreshed and replayable and own_origin:
+                new = parse_challenge(response.headers.get("WWW-Authenticate"))
+                if new is not None:
+                    response.close()
+                    refreshed = True
+                    if auth and auth.startswith("Bearer ") and challenge is not None:
+                        self.tokens.forget(challenge.realm, challenge.service, auth.removeprefix("Bearer "))
+                    challenge = _without_scope(new)
+                    with self._lock:
+                        self._challenges[normalize_host(host)] = challenge
+                    needed = needed | new.scopes()
+                    continue
+            if status in RETRY_STATUSES and replayable and attempt < self.settings.max_attempts:
+                delay = retry_delay(attempt, self.settings, response.headers.get("Retry-After"), self._rng)
+                response.close()
+                self._sleep(delay)
+                continue
+            if 200 <= status < 300 or status in allow:
+                return response
+            try:
+                raise registry_error(response, method, url, what)
+            finally:
+                response.close()
+
+    def _send(
+        self, host: str, method: str, url: str, headers: dict[str, str], data: Any = None, *, stream: bool = False
+    ) -> requests.Response:
+        """One exchange, following redirects by hand: the allow-list is checked and ``Authorization`` is kept
+        only while the redirect stays on the registry's own origin."""
+        origin = urlsplit(url).netloc
+        for _ in range(_MAX_REDIRECTS + 1):
+            response = self.session.request(
+                method,
+                url,
+                headers=headers,
+                data=data,
+                stream=stream,
+                allow_redirects=False,
+                verify=self.settings.verify,
+                timeout=(self.settings.connect_timeout, self.settings.read_timeout),
+            )
+            with self._lock:
+                self.counts[method] += 1
+            if self.on_response is not None:
+                self.on_response(response)
+            if response.status_code not in (301, 302, 303, 307, 308) or "Location" not in response.headers:
+                return response
+            location = urljoin(url, response.headers["Location"])
+            response.close()
+            self._follow_allowed(host, location)
+            if urlsplit(location).netloc != origin:
+                headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+            if response.status_code == 303:
+                method, data = "GET", None
+            url = location
+        raise RegistryError(f"{method} {redact_url(url)}: more than {_MAX_REDIRECTS} redirects", method=method)
+
+    # -- authentication ------------------------------------------------------------------------------------
+
+    def _challenge(self, host: str) -> Challenge | None:
+        """The host's auth challenge, learned once per run from ``GET /v2/``."""
+        key = normalize_host(host)
+        with self._lock:
+            if key in self._challenges:
+                return self._challenges[key]
+            host_lock = self._host_locks.setdefault(key, threading.Lock())
+        with host_lock:
+            with self._lock:
+                if key in self._challenges:
+                    return self._challenges[key]
+            challenge = self.ping(host)
+            with self._lock:
+                self._challenges[key] = challenge
+            return challenge
+
+    def ping(self, host: str) -> Challenge | None:
+        """``GET /v2/``: ``None`` when the registry needs no auth, else its challenge."""
+        self.check_allowed(host)
+        url = self.base_url(host) + "/v2/"
+        for attempt in range(1, self.settings.max_attempts + 1):
+            try:
+                response = self._send(host, "GET", url, {})
+            except requests.RequestException as exc:
+                error = connection_error(exc, "GET", url, f"{host} does not answer")
+                if not error.temporary or attempt == self.settings.max_attempts:
+                    raise error from exc
+                self._sleep(retry_delay(attempt, self.settings, None, self._rng))
+                continue
+            if response.status_code in RETRY_STATUSES and attempt < self.settings.max_attempts:
+                self._sleep(retry_delay(attempt, self.settings, response.headers.get("Retry-After"), self._rng))
+                continue
+            if response.status_code == 401:
+                challenge = parse_challenge(response.headers.get("WWW-Authenticate"))
+                if challenge is None:
+                    raise AuthError(f"GET {url}: 401 without a usable WWW-Authenticate challenge", status=401, url=url)
+                return _without_scope(challenge)
+            if 200 <= response.status_code < 300:
+                return None
+            raise registry_error(response, "GET", url, f"{host} does not answer as a registry")
+        raise AssertionError("unreachable")
+
+    def _authorization(self, host: str, challenge: Challenge | None, scopes: frozenset[Scope]) -> str | None:
+        if challenge is None:
+            return None
+        login = self.credentials.get(host)
+        if challenge.scheme == "basic":
+            if login is None:
+                raise AuthError(
+                    f"{host} needs a username and password; set {_env_hint(host)} or add it to a docker config.json"
+                )
+            return login.basic_header()
+        token = self.tokens.get(challenge.realm, challenge.service, scopes)
+        if token is None:
+            # One fetch per scope set: parallel blob workers that need the same token wait for the first.
+            with self._lock:
+                scope_lock = self._host_locks.setdefault(f"token {challenge.realm} {sorted(scopes)}", threading.Lock())
+            with scope_lock:
+                token = self.tokens.get(challenge.realm, challenge.service, scopes)
+                if token is None:
+                    token = self._fetch_token(host, challenge, scopes)
+        return f"Bearer {token}"
+
+    def _fetch_token(self, host: str, challenge: Challenge, scopes: frozenset[Scope]) -> str:
+        realm = challenge.realm
+        if not realm:
+            raise AuthError(f"{host} asked for a Bearer token but named no realm to get it from")
+        self._follow_allowed(host, realm)
+        query: list[tuple[str, str]] = []
+        if challenge.service:
+            query.append(("service", challenge.service))
+        query.extend(("scope", scope) for scope in scope_strings(scopes))
+        url = realm + ("&" if "?" in realm else "?") + urlencode(query, safe=":/,")
+        login = self.credentials.get(host)
+        headers = {"Authorization": login.basic_header()} if login else {}
+        for attempt in range(1, self.settings.max_attempts + 1):
+            try:
+                response = self._send(host, "GET", url, headers)
+            except requests.RequestException as exc:
+                error = connection_error(exc, "GET", realm, f"the token server of {host}")
+                if not error.temporary or attempt == self.settings.max_attempts:
+                    raise error from exc
+                self._sleep(retry_delay(attempt, self.settings, None, self._rng))
+                continue
+            if response.status_code in RETRY_STATUSES and attempt < self.settings.max_attempts:
+                self._sleep(retry_delay(attempt, self.settings, response.headers.get("Retry-After"), self._rng))
+                continue
+            if response.status_code != 200:
+                who = f"the credentials for {host} were refused" if login else f"{host} refused anonymous access"
+                raise AuthError(
+                    f"token request to {redact_url(realm)} failed with {response.status_code}: {who}; "
+                    f"set {_env_hint(host)} or add the registry to a docker config.json",
+                    status=response.status_code,
+                    method="GET",
+                    url=redact_url(realm),
+                )
+            try:
+                data = response.json()
+            except ValueError as exc:
+                raise AuthError(f"the token server of {host} answered without JSON") from exc
+            token = (data.get("token") or data.get("access_token")) if isinstance(data, dict) else None
+            if not isinstance(token, str) or not token:
+                raise AuthError(f"the token server of {host} answered without a token")
+            expires_in = data.get("expires_in", 60)
+            lifetime = float(expires_in) if isinstance(expires_in, int | float) and expires_in > 0 else 60.0
+            self.tokens.put(realm, challenge.service, scopes, token, lifetime)
+            return token
+        raise AssertionError("unreachable")
+
+
+def _without_scope(challenge: Challenge) -> Challenge:
+    """The host-wide part of a challenge (the scope belongs to one request)."""
+    return Challenge(challenge.scheme, {k: v for k, v in challenge.params.items() if k != "scope"})
+
+
+def _env_hint(host: str) -> str:
+    stem = env_key(host)
+    return f"{stem}_USERNAME and {stem}_PASSWORD"

@@ -1,0 +1,181 @@
+"""Render the pull request comment and the job summary from the templates in ``bot/templates`` (pure).
+
+Text in a pull request is untrusted, so escaping is the default, not something a template must remember:
+every ``{{ value }}`` goes through :func:`escape_markdown` (via the environment's ``finalize``) unless a filter
+marked it safe. Only two filters produce raw markdown: ``code`` and ``raw_ref``, and both refuse anything but
+the characters of a valid image reference. Templates run in jinja2's sandbox with ``StrictUndefined``, so a
+misspelt variable is an error, not an empty cell.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import FileSystemLoader, StrictUndefined
+from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup
+
+from bot.validate import Issue, LineResult, ValidationResult
+
+MARKER = "<!-- image-mirror-bot:validate-pr -->"
+TEMPLATE_DIR = Path(__file__).with_name("templates")
+# GitHub refuses comments over 65536 characters; stay clear of it.
+MAX_COMMENT_CHARS = 60000
+
+# Markdown punctuation is backslash-escaped; HTML's and the table's specials become entities. GitHub links
+# mentions (@team), issue numbers (#1) and URLs in the rendered text, after entities are decoded, so a
+# zero-width space goes after '@' and '#' and inside '://' and 'www.': the text reads the same, links nothing.
+_BACKSLASH = frozenset("\\`*_[]()~$")
+_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "&#124;"}
+_ZWSP = "&#8203;"
+_BREAK = {"@": "@" + _ZWSP, "#": "\\#" + _ZWSP}
+_AUTOLINK = re.compile(r"(?i)(?<=:)(?=//)|(?<=www\.)")
+# What may appear inside a code span or a code block unescaped: the alphabet of a valid reference.
+_REFERENCE_CHARS = re.compile(r"[A-Za-z0-9._:/@\[\]-]{1,512}")
+
+
+def escape_markdown(text: str) -> str:
+    """Make ``text`` render as itself in GitHub markdown: no HTML, links, mentions, emphasis or table breaks."""
+    out = []
+    for char in _AUTOLINK.sub("\u200b", text):
+        if char == "\u200b":
+            out.append(_ZWSP)
+        elif unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp"):
+            out.append(" ")  # line breaks end a table row; bidi and zero-width characters disguise text
+        elif char in _ENTITIES:
+            out.append(_ENTITIES[char])
+        elif char in _BREAK:
+            out.append(_BREAK[char])
+        elif char in _BACKSLASH:
+            out.append("\\" + char)
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def _trusted(text: str) -> Markup:
+    """Mark text as safe markdown. Callers pass only escaped text, constants, or reference-shaped strings."""
+    return Markup(text)  # noqa: S704 -- every caller escapes or validates first (see above)
+
+
+def _finalize(value: Any) -> Any:
+    if isinstance(value, Markup):
+        return value
+    return escape_markdown(str(value))
+
+
+def _code(value: object) -> Markup:
+    """An inline code span for a reference-like string; anything else is escaped text."""
+    text = str(value)
+    if _REFERENCE_CHARS.fullmatch(text):
+        return _trusted(f"`{text}`")
+    return _trusted(escape_markdown(text))
+
+
+def _raw_ref(value: object) -> Markup:
+    """A reference for a code block (no escaping possible there): refused unless it is reference-shaped."""
+    text = str(value)
+    if not _REFERENCE_CHARS.fullmatch(text):
+        raise ValueError(f"refusing to place {text!r} in a code block")
+    return _trusted(text)
+
+
+def _icon(issue: Issue) -> Markup:
+    return _trusted("❌" if issue.is_error else "⚠️")
+
+
+def human_size(count: int | None) -> str:
+    if count is None:
+        return "-"
+    return _trusted(_human_size(count))
+
+
+def _human_size(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def _environment() -> SandboxedEnvironment:
+    env = SandboxedEnvironment(
+        loader=FileSystemLoader(str(TEMPLATE_DIR)),
+        undefined=StrictUndefined,
+        autoescape=False,
+        finalize=_finalize,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["code"] = _code
+    env.filters["raw_ref"] = _raw_ref
+    env.filters["size"] = human_size
+    env.filters["icon"] = _icon
+    return env
+
+
+_ENV = _environment()
+
+
+@dataclass(frozen=True, slots=True)
+class KustomizeImage:
+    name: str
+    new_name: str
+    new_tag: str | None
+    digest: str | None
+
+
+def kustomize_images(lines: tuple[LineResult, ...]) -> list[KustomizeImage]:
+    images = []
+    seen = set()
+    for line in lines:
+        if line.ref is None or line.target is None or line.tags_total is not None:
+            continue
+        if line.ref.name in seen:
+            continue  # kustomize matches by name; one entry per image name
+        seen.add(line.ref.name)
+        images.append(KustomizeImage(line.ref.name, line.target.name, line.target.tag, line.target.digest))
+    return images
+
+
+def render_report(
+    result: ValidationResult,
+    *,
+    marker: bool = True,
+    head_sha: str | None = None,
+    max_rows: int | None = None,
+) -> str:
+    """The markdown of the sticky comment (``marker=True``) or of the job summary."""
+    limit = len(result.lines) if max_rows is None else max_rows
+    rows = result.lines[:limit]
+    problems = [(line, issue) for line in result.lines for issue in line.issues][:limit]
+    pullable = [line for line in result.valid if line.kind.value == "required"][:limit]
+    context = {
+        "marker": _trusted(MARKER if marker else ""),
+        "result": result,
+        "rows": rows,
+        "hidden_rows": len(result.lines) - len(rows),
+        "problems": problems,
+        "pullable": pullable,
+        "kustomize": kustomize_images(tuple(pullable)),
+        "head_sha": head_sha,
+        "errors": result.error_count,
+        "mirrored": sum(1 for line in result.lines if line.mirrored_at is not None),
+    }
+    return _ENV.get_template("validate_pr.md.j2").render(context)
+
+
+def render_comment(result: ValidationResult, *, head_sha: str | None = None) -> str:
+    """The sticky comment, shortened (fewer table rows) when it would be too long for GitHub."""
+    body = render_report(result, head_sha=head_sha)
+    rows = len(result.lines)
+    while len(body) > MAX_COMMENT_CHARS and rows > 0:
+        rows //= 2
+        body = render_report(result, head_sha=head_sha, max_rows=rows)
+    return body

@@ -1,0 +1,239 @@
+"""Use case: copy a list of images to their mirror paths and report, per image, what happened (as data).
+
+The registry client is passed in (built by the command from the config), so callers choose endpoints,
+credentials and the allow-list. Nothing here writes files: callers write ``mirrored-images.txt`` from
+:meth:`SyncReport.verified`, which holds only images whose digest was confirmed at the target.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from bot.errors import BotError
+from bot.lists import Entry, MirroredIndex
+from bot.reference import Reference
+from bot.registry.client import RegistryClient
+from bot.registry.copy import Copier, CopyResult, ImageLocation
+from bot.registry.models import Platform
+from bot.registry.progress import Progress, human_bytes
+from bot.rules import Mapper, Target
+
+
+@dataclass(frozen=True, slots=True)
+class ImageResult:
+    """The outcome for one source image.
+
+    ``ok`` with ``verified``: the target tag was read back and holds ``target_digest``. ``skipped``: it
+    already did before this run. ``reason`` says why a failed image failed.
+    """
+
+    source: Reference
+    target: Target | None
+    ok: bool
+    reason: str | None = None
+    source_digest: str | None = None
+    target_digest: str | None = None
+    bytes_moved: int = 0
+    skipped: bool = False
+    verified: bool = False
+    platforms: tuple[Platform, ...] = ()
+    copy: CopyResult | None = None
+
+    @property
+    def pinned_source(self) -> str:
+        """``source-ref@sha256:...``: the line ``mirrored-images.txt`` records for this image."""
+        digest = self.source_digest or self.source.digest
+        return str(self.source.with_digest(digest))
+
+    def describe(self) -> str:
+        target = str(self.target) if self.target else "-"
+        if not self.ok:
+            return f"FAILED  {self.source} -> {target}: {self.reason}"
+        if self.copy is not None and self.copy.dry_run:
+            what = "up to date" if self.skipped else f"would copy {human_bytes(self.bytes_moved)}"
+            return f"DRY-RUN {self.source} -> {target}: {what}"
+        if self.skipped:
+            return f"OK      {self.source} -> {target}: already up to date ({self.target_digest})"
+        copy = self.copy
+        blobs = (
+            f", blobs {copy.blobs_copied} copied / {copy.blobs_mounted} mounted / {copy.blobs_skipped} present"
+            if copy
+            else ""
+        )
+        return f"OK      {self.source} -> {target}: {human_bytes(self.bytes_moved)} moved{blobs} ({self.target_digest})"
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    results: tuple[ImageResult, ...]
+    dry_run: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return all(result.ok for result in self.results)
+
+    @property
+    def failed(self) -> tuple[ImageResult, ...]:
+        return tuple(result for result in self.results if not result.ok)
+
+    @property
+    def succeeded(self) -> tuple[ImageResult, ...]:
+        return tuple(result for result in self.results if result.ok)
+
+    def verified(self) -> tuple[ImageResult, ...]:
+        """Images confirmed at the target (never set by a dry run)."""
+        return tuple(result for result in self.results if result.ok and result.verified)
+
+    @property
+    def bytes_moved(self) -> int:
+        return sum(result.bytes_moved for result in self.results)
+
+    def summary_lines(self) -> list[str]:
+        lines = [result.describe() for result in self.results]
+        skipped = sum(1 for r in self.results if r.ok and r.skipped)
+        verb = "would move" if self.dry_run else "moved"
+        images = f"{len(self.results)} image{'' if len(self.results) == 1 else 's'}"
+        lines.append(
+            f"{images}: {len(self.succeeded)} ok ({skipped} already up to date), "
+            f"{len(self.failed)} failed; {verb} {human_bytes(self.bytes_moved)}"
+        )
+        return lines
+
+
+def sync(
+    entries: Iterable[Entry | Reference],
+    mapper: Mapper,
+    client: RegistryClient,
+    *,
+    platforms: tuple[Platform, ...] | None = None,
+    dry_run: bool = False,
+    concurrency: int = 4,
+    progress: Progress | None = None,
+    prepare: Callable[[Target], None] | None = None,
+) -> SyncReport:
+    """Copy every entry to ``mapper.target(entry)``; one failing image never stops the others.
+
+    ``prepare`` runs once per target before copying (e.g. create the ECR repository), after a HEAD has shown
+    that the source exists; when it raises a :class:`BotError` that image fails with its message. Duplicate
+    entries (any spelling of the same image) are copied once.
+    """
+    results: dict[int, ImageResult] = {}
+    jobs: list[tuple[int, Reference, Target]] = []
+    seen: set[tuple[object, ...]] = set()
+    for index, item in enumerate(entries):
+        ref = item.ref if isinstance(item, Entry) else item
+        try:
+            target = mapper.target(ref)
+        except BotError as exc:
+            results[index] = ImageResult(ref, None, False, str(exc))
+            continue
+        key = (*ref.identity(), str(target))
+        if key in seen:
+            continue
+        seen.add(key)
+        jobs.append((index, ref, target))
+
+    runnable: list[tuple[int, Reference, Target]] = []
+    for index, ref, target in jobs:
+        if prepare is not None and not dry_run:
+            try:
+                # No target repository for an image that does not exist (a HEAD costs no Docker Hub pull).
+                if client.head_manifest(ref.host, ref.repository, ref.digest or ref.effective_tag or "latest") is None:
+                    missing = (
+                        f"{ImageLocation.from_reference(ref)}: the source image does not exist (no such tag or digest)"
+                    )
+                    results[index] = ImageResult(ref, target, False, missing)
+                    continue
+                prepare(target)
+            except BotError as exc:
+                results[index] = ImageResult(ref, target, False, str(exc))
+                continue
+        runnable.append((index, ref, target))
+
+    with Copier(client, concurrency=concurrency, progress=progress, dry_run=dry_run) as copier:
+        pairs = [(ImageLocation.from_reference(ref), ImageLocation.from_target(target)) for _, ref, target in runnable]
+        outcomes = copier.copy_many(pairs, platforms)
+    if progress is not None:
+        progress.finish()
+
+    for (index, ref, target), outcome in zip(runnable, outcomes, strict=True):
+        copy = outcome.result
+        if copy is None:
+            results[index] = ImageResult(ref, target, False, outcome.error)
+            continue
+        verified = False
+        reason = None
+        if not dry_run:
+            verified, reason = _verify(client, outcome.target, copy)
+        results[index] = ImageResult(
+            ref,
+            target,
+            reason is None,
+            reason,
+            copy.source_digest,
+            copy.target_digest,
+            copy.bytes_moved,
+            copy.skipped,
+            verified,
+            copy.platforms,
+            copy,
+        )
+    return SyncReport(tuple(results[i] for i in sorted(results)), dry_run)
+
+
+def _verify(client: RegistryClient, target: ImageLocation, copy: CopyResult) -> tuple[bool, str | None]:
+    """Read the target tag back: it must hold the digest just pushed (a skip already checked it)."""
+    if copy.skipped:
+        return True, None
+    try:
+        found = client.head_manifest(target.host, target.repository, target.reference)
+    except BotError as exc:
+        return False, f"the copy finished but reading it back failed: {exc}"
+    if found is None or found.digest != copy.target_digest:
+        got = found.digest if found else "nothing"
+        return False, f"the copy finished but {target} holds {got}, not {copy.target_digest}"
+    return True, None
+
+
+def pending(
+    refs: Iterable[Reference], mirrored: MirroredIndex, mapper: Mapper, client: RegistryClient
+) -> tuple[list[Reference], list[ImageResult]]:
+    """Split requests into those to copy and those already mirrored at the digest upstream has now.
+
+    A request is left out when its line in mirrored-images.txt pins the digest the source has: a request
+    pinned ``@sha256:`` is compared without any request, a tag with one ``HEAD`` to the source (no pull on
+    Docker Hub); a tag that no longer exists upstream keeps its recorded image. Everything else (not listed,
+    unpinned, moved, or the HEAD failed) is copied, and the copy reports what goes wrong.
+    """
+    copy: list[Reference] = []
+    unchanged: list[ImageResult] = []
+    seen: set[tuple[str, str, str | None, str | None]] = set()
+    for ref in refs:
+        if ref.identity() in seen:
+            continue
+        seen.add(ref.identity())
+        entry = mirrored.find(ref)
+        pinned = entry.ref.digest if entry is not None else None
+        if pinned is None:
+            copy.append(ref)
+            continue
+        current = ref.digest
+        if current is None:
+            try:
+                found = client.head_manifest(ref.host, ref.repository, ref.effective_tag or "latest")
+            except BotError:
+                copy.append(ref)
+                continue
+            # A tag deleted upstream stays mirrored as recorded: nothing to copy, nothing failed.
+            current = found.digest if found is not None else pinned
+        try:
+            target = mapper.target(ref)
+        except BotError:
+            copy.append(ref)
+            continue
+        if current != pinned:
+            copy.append(ref)
+            continue
+        unchanged.append(ImageResult(ref, target, True, None, pinned, pinned, skipped=True))
+    return copy, unchanged

@@ -1,0 +1,434 @@
+"""Validate the lines a pull request adds to the list files (the use case behind ``validate-pr``).
+
+Input is data: each changed list file's content before and after the pull request. Output is data: one
+:class:`LineResult` per added line (target path, platforms, size, problems with the reason and the fix) plus
+problems of the pull request as a whole (limits). The only side effect is through :class:`Upstream`, which the
+caller provides (the registry client in production, a local registry in tests).
+
+Order of checks per line: syntax, then registry allowed and not denied, then duplicates and already mirrored,
+and only then the upstream registry. A reference no rule allows never reaches :class:`Upstream`, so a pull
+request cannot make the bot contact ``169.254.169.254`` or ``localhost``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from bot.config import DailyConfig, Limits
+from bot.daily import TagFilter
+from bot.errors import AuthError, BotError, MappingError, NotFound
+from bot.lists import Entry, ListKind, MirroredIndex, logical_lines, parse_list
+from bot.reference import Reference
+from bot.rules import Mapper, Target
+
+ERROR = "error"
+WARNING = "warning"
+
+# Lines beyond this many times the new-line limit are only checked offline: a pull request must not be able
+# to make the bot send thousands of registry requests.
+UPSTREAM_LINE_FACTOR = 4
+DEFAULT_WORKERS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class ImageFacts:
+    """What the upstream registry says about one image."""
+
+    digest: str
+    platforms: tuple[str, ...]
+    size: int  # compressed bytes: manifests' config and layers, every platform
+
+
+class Upstream(Protocol):
+    """Read-only questions to source registries. Implementations must be safe to call from several threads."""
+
+    def inspect(self, ref: Reference) -> ImageFacts:
+        """Digest, platforms and compressed size; raise NotFound, AuthError or RegistryError."""
+        ...
+
+    def tags(self, ref: Reference) -> Sequence[str]:
+        """Every tag of the repository of ``ref``; raise NotFound when the repository does not exist."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ListChange:
+    """One list file of the pull request: content at the base and at the head (``None``: absent)."""
+
+    path: str
+    base: bytes | None
+    head: bytes | None
+    kind: ListKind | None = None
+
+    @property
+    def list_kind(self) -> ListKind:
+        return self.kind or ListKind.for_path(self.path)
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """A problem with a line (or with the whole pull request when ``line`` is 0)."""
+
+    message: str
+    fix: str
+    severity: str = ERROR
+    col: int = 1
+    limit: str | None = None
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == ERROR
+
+
+@dataclass(frozen=True, slots=True)
+class LineResult:
+    file: str
+    line: int
+    col: int
+    text: str
+    kind: ListKind
+    ref: Reference | None = None
+    target: Target | None = None
+    facts: ImageFacts | None = None
+    mirrored_at: str | None = None  # "mirror/mirrored-images.txt:12" when already mirrored
+    tags_total: int | None = None  # daily lines: tags upstream
+    tags_to_copy: int | None = None  # daily lines: tags the next daily run would copy
+    issues: tuple[Issue, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not any(issue.is_error for issue in self.issues)
+
+    @property
+    def status(self) -> str:
+        if not self.ok:
+            return ERROR
+        if self.mirrored_at is not None:
+            return "mirrored"
+        if self.issues:
+            return WARNING
+        return "ok"
+
+    @property
+    def is_new_image(self) -> bool:
+        """A valid request that the next sync will copy."""
+        return self.ok and self.kind is ListKind.REQUIRED and self.mirrored_at is None and self.target is not None
+
+    @property
+    def size(self) -> int | None:
+        return self.facts.size if self.facts is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationResult:
+    lines: tuple[LineResult, ...]
+    issues: tuple[Issue, ...]  # about the pull request as a whole
+    limits: Limits
+    files: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return all(line.ok for line in self.lines) and not any(issue.is_error for issue in self.issues)
+
+    @property
+    def new_bytes(self) -> int:
+        return sum(line.size or 0 for line in self.lines if line.is_new_image)
+
+    @property
+    def error_count(self) -> int:
+        return sum(1 for line in self.lines if not line.ok) + sum(1 for issue in self.issues if issue.is_error)
+
+    @property
+    def valid(self) -> tuple[LineResult, ...]:
+        return tuple(line for line in self.lines if line.ok and line.target is not None)
+
+
+@dataclass
+class _Work:
+    """Mutable per-line state while checks run; frozen into a LineResult at the end."""
+
+    entry: Entry | None
+    result: LineResult
+    issues: list[Issue] = field(default_factory=list)
+
+
+def added_line_numbers(base: str | None, head: str) -> set[int]:
+    """1-based numbers of the lines of ``head`` that are not in ``base`` (by a line diff)."""
+    head_lines = head.split("\n")
+    if base is None:
+        return set(range(1, len(head_lines) + 1))
+    base_lines = base.split("\n")
+    normalise = [line.rstrip("\r \t") for line in base_lines], [line.rstrip("\r \t") for line in head_lines]
+    matcher = difflib.SequenceMatcher(None, *normalise, autojunk=False)
+    added: set[int] = set()
+    for tag, _i1, _i2, j1, j2 in matcher.get_opcodes():
+        if tag in ("insert", "replace"):
+            added.update(range(j1 + 1, j2 + 1))
+    return added
+
+
+def _decode(data: bytes | None) -> str | None:
+    return None if data is None else data.decode("utf-8", errors="replace")
+
+
+def validate_changes(
+    changes: Iterable[ListChange],
+    *,
+    mapper: Mapper,
+    upstream: Upstream,
+    limits: Limits,
+    mirrored: MirroredIndex,
+    daily: DailyConfig | None = None,
+    workers: int = DEFAULT_WORKERS,
+) -> ValidationResult:
+    """Check every line the pull request adds; see the module docstring for the order of checks."""
+    tag_filter = TagFilter.from_config(daily or DailyConfig())
+    works: list[_Work] = []
+    files: list[str] = []
+    for change in changes:
+        if change.head is None:
+            continue
+        files.append(change.path)
+        works.extend(_offline_checks(change, mapper, mirrored))
+
+    budget = max(limits.max_new_lines, 1) * UPSTREAM_LINE_FACTOR
+    online = [work for work in works if work.entry is not None and not work.issues and work.result.target is not None]
+    online = [work for work in online if work.result.mirrored_at is None]
+    checked, skipped = online[:budget], online[budget:]
+    for work in skipped:
+        work.issues.append(
+            Issue(
+                "not checked upstream: the pull request adds too many lines",
+                f"split the request into pull requests of at most {limits.max_new_lines} lines",
+            )
+        )
+    if checked:
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(checked))), thread_name_prefix="validate") as pool:
+            list(pool.map(lambda work: _online_check(work, upstream, limits, mirrored, tag_filter), checked))
+
+    lines = tuple(replace(work.result, issues=tuple(work.issues)) for work in works)
+    return ValidationResult(lines, _pull_request_issues(lines, limits), limits, tuple(files))
+
+
+def _offline_checks(change: ListChange, mapper: Mapper, mirrored: MirroredIndex) -> list[_Work]:
+    kind = change.list_kind
+    head_text = _decode(change.head) or ""
+    added = added_line_numbers(_decode(change.base), head_text)
+    parsed = parse_list(change.head or b"", change.path, kind)
+    entries = {entry.line: entry for entry in parsed.entries}
+    problems = {problem.line: problem for problem in parsed.problems}
+    existing: dict[tuple[str, str, str | None, str | None], Entry] = {}
+    for listed in parsed.entries:
+        if listed.line not in added:
+            existing.setdefault(listed.ref.identity(), listed)
+
+    works: list[_Work] = []
+    first_added: dict[tuple[str, str, str | None, str | None], Entry] = {}
+    for line in logical_lines(head_text):
+        if line.number not in added:
+            continue
+        result = LineResult(change.path, line.number, line.col, line.content, kind)
+        problem = problems.get(line.number)
+        entry = entries.get(line.number)
+        work = _Work(entry, result)
+        works.append(work)
+        if problem is not None or entry is None:
+            message = problem.message if problem is not None else "not a valid line"
+            col = problem.col if problem is not None else line.col
+            work.issues.append(Issue(message, _syntax_fix(kind), col=col))
+            continue
+        work.result = replace(result, ref=entry.ref)
+        try:
+            target = mapper.target(entry.ref)
+        except MappingError as exc:
+            work.issues.append(Issue(_strip_ref(exc.message, entry), _mapping_fix(exc.message), col=entry.col))
+            continue
+        if kind is ListKind.DAILY:
+            target = Target(target.registry, target.repository, None, None)
+        work.result = replace(work.result, target=target)
+
+        identity = entry.ref.identity()
+        twin = first_added.setdefault(identity, entry)
+        if twin is not entry:
+            work.issues.append(
+                Issue(
+                    f"duplicate of line {twin.line} of this pull request ({twin.text})",
+                    "remove this line",
+                    col=entry.col,
+                )
+            )
+            continue
+        before = existing.get(identity)
+        if before is not None:
+            work.issues.append(
+                Issue(
+                    f"already listed at {before.file}:{before.line} ({before.text})",
+                    "remove this line",
+                    col=entry.col,
+                )
+            )
+            continue
+        if kind is ListKind.REQUIRED:
+            done = mirrored.find(entry.ref)
+            if done is not None:
+                work.result = replace(work.result, mirrored_at=f"{done.file}:{done.line}")
+                work.issues.append(
+                    Issue(
+                        f"already mirrored at {target} ({done.file}:{done.line})",
+                        "nothing to do: pull from the mirror path; this line can be removed",
+                        severity=WARNING,
+                        col=entry.col,
+                    )
+                )
+    return works
+
+
+def _online_check(
+    work: _Work, upstream: Upstream, limits: Limits, mirrored: MirroredIndex, tag_filter: TagFilter
+) -> None:
+    ref = work.result.ref
+    assert ref is not None
+    col = work.result.col
+    try:
+        if work.result.kind is ListKind.DAILY:
+            tags = list(upstream.tags(ref))
+            selected = tag_filter.select(tags)
+            new = [tag for tag in selected if mirrored.find(ref.with_tag(tag)) is None]
+            work.result = replace(work.result, tags_total=len(tags), tags_to_copy=len(new))
+            if not new:
+                work.issues.append(
+                    Issue(
+                        f"the daily run would copy no tag: {len(tags)} tags upstream, none selected by the "
+                        "daily: filters or all already mirrored",
+                        "check the repository name and the daily: settings in mirror/config.yml",
+                        severity=WARNING,
+                        col=col,
+                    )
+                )
+            return
+        facts = upstream.inspect(ref)
+    except NotFound:
+        what = "repository" if work.result.kind is ListKind.DAILY else "image"
+        work.issues.append(Issue(f"the {what} does not exist upstream: {ref}", _not_found_fix(ref), col=col))
+        return
+    except AuthError:
+        work.issues.append(
+            Issue(
+                f"the upstream registry refused access to {ref} (a private image, or the name is wrong)",
+                "only public images can be mirrored; check the spelling of the repository",
+                col=col,
+            )
+        )
+        return
+    except BotError as exc:  # RegistryError and anything else the client reports
+        reason = exc.message.splitlines()[0] if exc.message else "no answer"
+        work.issues.append(
+            Issue(
+                f"could not check {ref} upstream: {reason}",
+                "this is usually temporary; push again or re-run the check",
+                col=col,
+            )
+        )
+        return
+    work.result = replace(work.result, facts=facts)
+    if facts.size > limits.max_image_bytes:
+        work.issues.append(
+            Issue(
+                f"the image is {_gib(facts.size)} compressed, over the limit of {_gib(limits.max_image_bytes)} "
+                "per image (limits.max_image_bytes)",
+                "mirror a smaller tag, or ask the maintainers to raise limits.max_image_bytes in mirror/config.yml",
+                col=col,
+                limit="limits.max_image_bytes",
+            )
+        )
+
+
+def _pull_request_issues(lines: tuple[LineResult, ...], limits: Limits) -> tuple[Issue, ...]:
+    issues = []
+    if len(lines) > limits.max_new_lines:
+        issues.append(
+            Issue(
+                f"the pull request adds {len(lines)} lines, over the limit of {limits.max_new_lines} "
+                "(limits.max_new_lines)",
+                f"split the request into pull requests of at most {limits.max_new_lines} lines",
+                limit="limits.max_new_lines",
+            )
+        )
+    total = sum(line.size or 0 for line in lines if line.is_new_image)
+    if total > limits.max_pr_bytes:
+        issues.append(
+            Issue(
+                f"the new images add up to {_gib(total)} compressed, over the limit of {_gib(limits.max_pr_bytes)} "
+                "per pull request (limits.max_pr_bytes)",
+                "split the request into several pull requests, merged one after the other",
+                limit="limits.max_pr_bytes",
+            )
+        )
+    return tuple(issues)
+
+
+def _gib(count: int) -> str:
+    return f"{count / 1024**3:.2f} GiB"
+
+
+def _strip_ref(message: str, entry: Entry) -> str:
+    """Mapping messages start with the reference; the comment shows it in its own column."""
+    return message.removeprefix(f"{entry.ref}: ")
+
+
+def _syntax_fix(kind: ListKind) -> str:
+    if kind is ListKind.DAILY:
+        return "write one repository per line without a tag, e.g. quay.io/calico/node"
+    return "write one image reference per line, e.g. nginx:1.25.3 or quay.io/calico/node:v3.27.0"
+
+
+def _mapping_fix(message: str) -> str:
+    if "deny list" in message:
+        return "this image cannot be mirrored; remove the line"
+    return "use an image from an allowed registry, or ask the maintainers to add a rule in mirror/config.yml"
+
+
+def _not_found_fix(ref: Reference) -> str:
+    if ref.tag is None and ref.digest is None:
+        return "check the repository name; a reference without a tag means ':latest', which may not exist"
+    return "check the spelling of the repository and that the tag exists upstream"
+
+
+def _issue_json(issue: Issue) -> dict[str, object]:
+    return {
+        "severity": issue.severity,
+        "col": issue.col,
+        "message": issue.message,
+        "fix": issue.fix,
+        "limit": issue.limit,
+    }
+
+
+def result_to_json(result: ValidationResult) -> dict[str, object]:
+    """The result as plain JSON data (the action's ``result`` output)."""
+    return {
+        "ok": result.ok,
+        "errors": result.error_count,
+        "new_bytes": result.new_bytes,
+        "issues": [_issue_json(issue) for issue in result.issues],
+        "lines": [
+            {
+                "file": line.file,
+                "line": line.line,
+                "text": line.text,
+                "status": line.status,
+                "target": None if line.target is None else str(line.target),
+                "digest": None if line.facts is None else line.facts.digest,
+                "platforms": [] if line.facts is None else list(line.facts.platforms),
+                "size": line.size,
+                "mirrored_at": line.mirrored_at,
+                "tags_to_copy": line.tags_to_copy,
+                "issues": [_issue_json(issue) for issue in line.issues],
+            }
+            for line in result.lines
+        ],
+    }

@@ -1,0 +1,157 @@
+"""HTTPS server for the admission webhook (stdlib ``http.server`` and ``ssl``).
+
+- ``POST /mutate``: AdmissionReview v1; the body must declare its length and stay under ``max_body`` bytes.
+- ``GET /healthz``: the process serves; ``GET /readyz``: settings and certificate are loaded.
+
+Each accepted connection is wrapped with the TLS context current at that moment, so a renewed certificate
+is served to new connections without a restart. The TLS handshake runs in the connection's own thread, and
+every socket has a timeout, so a slow or silent client holds only its own thread. Connections are kept
+alive (the API server reuses them) and Nagle's algorithm is off so a response is never held back.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import time
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from bot.webhook.log import Log
+from bot.webhook.patch import BadReview, Settings, admit, allow, request_uid
+from bot.webhook.reload import Watched
+
+DEFAULT_MAX_BODY = 4 * 1024 * 1024  # a pod and its old version, well above what the API server stores
+DEFAULT_TIMEOUT = 10.0
+
+
+class WebhookServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        settings: Watched[Settings],
+        tls: Watched[ssl.SSLContext],
+        log: Log,
+        *,
+        max_body: int = DEFAULT_MAX_BODY,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.settings = settings
+        self.tls = tls
+        self.log = log
+        self.max_body = max_body
+        self.timeout_seconds = timeout
+        self.draining = False  # set on SIGTERM: readiness fails so the Service stops sending new requests
+        super().__init__(address, _Handler)
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, address = self.socket.accept()
+        sock.settimeout(self.timeout_seconds)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        wrapped = self.tls.value.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return wrapped, address
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        self.log.debug("connection error", client=str(client_address[0]))
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: WebhookServer
+    protocol_version = "HTTP/1.1"
+    server_version = "image-mirror-webhook"
+    sys_version = ""
+    wbufsize = 64 * 1024  # headers and body leave in one write; flushed after each request
+
+    def setup(self) -> None:
+        assert isinstance(self.request, ssl.SSLSocket)
+        self.request.do_handshake()
+        super().setup()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        self.server.log.debug("http", detail=format % args)
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass  # every admission is logged with its outcome instead
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path == "/healthz":
+            self._send(HTTPStatus.OK, b"ok\n", "text/plain")
+        elif path == "/readyz":
+            # Start-up loads settings and certificate before listening; a failed reload keeps the old ones.
+            if self.server.draining:
+                self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"shutting down\n", "text/plain")
+            else:
+                self._send(HTTPStatus.OK, b"ready\n", "text/plain")
+        else:
+            self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
+
+    def do_POST(self) -> None:
+        started = time.perf_counter()
+        if self.path.split("?", 1)[0] != "/mutate":
+            self._refuse(HTTPStatus.NOT_FOUND, "POST AdmissionReviews to /mutate")
+            return
+        length_header = self.headers.get("Content-Length")
+        if length_header is None or not length_header.isdigit():
+            self._refuse(HTTPStatus.LENGTH_REQUIRED, "a Content-Length header is required")
+            return
+        length = int(length_header)
+        if length > self.server.max_body:
+            self._refuse(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body is limited to {self.server.max_body} bytes")
+            return
+        body = self.rfile.read(length)
+        try:
+            review = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            self._refuse(HTTPStatus.BAD_REQUEST, "the body is not JSON")
+            return
+        try:
+            admission = admit(review, self.server.settings.value)
+        except BadReview as exc:
+            self._refuse(HTTPStatus.BAD_REQUEST, str(exc))
+            return
+        except Exception as exc:  # never block a pod on a bug: answer "allowed, unchanged" and log it
+            uid = request_uid(review) or ""
+            self.server.log.error("admission failed; pod left unchanged", uid=uid, error=repr(exc))
+            self._send_json(allow(uid))
+            return
+        self._send_json(admission.response())
+        log = self.server.log
+        if log.enabled("info"):
+            log.info(
+                "admission",
+                uid=admission.uid,
+                namespace=admission.namespace,
+                pod=admission.name,
+                operation=admission.operation,
+                skipped=admission.skipped or None,
+                rewritten=[f"{d.image} -> {d.target}" for d in admission.rewritten],
+                kept=[f"{d.image}: {d.reason}" for d in admission.kept],
+                ms=round((time.perf_counter() - started) * 1000, 3),
+            )
+
+    def _refuse(self, status: HTTPStatus, message: str) -> None:
+        self.server.log.warning("bad request", status=int(status), error=message, client=self.client_address[0])
+        self.close_connection = True
+        self._send(status, json.dumps({"error": message}).encode() + b"\n", "application/json")
+
+    def _send_json(self, payload: dict[str, Any]) -> None:
+        self._send(HTTPStatus.OK, json.dumps(payload, separators=(",", ":")).encode(), "application/json")
+
+    def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)

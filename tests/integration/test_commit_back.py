@@ -1,0 +1,139 @@
+"""Commit-back of mirrored-images.txt through PyGithub, against the local GitHub REST fake."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from github import Auth, Github
+from github.Repository import Repository
+
+from bot.commit import COMMITTED, PULL_REQUEST, UNCHANGED, commit_file, repository_from_environment
+from bot.errors import GitHubError
+from bot.reference import parse_reference
+from bot.shard import merge_mirrored
+from tests.harness.github_fake import FakeError, GitHubFake
+
+REPO = "octo/mirror"
+PATH = "mirror/mirrored-images.txt"
+TOKEN = "ghs_commit_test"
+NGINX = "nginx:1.25@sha256:" + "1" * 64
+REDIS = "redis:7@sha256:" + "2" * 64
+BUSYBOX = "busybox:1.36@sha256:" + "3" * 64
+
+
+class CommitFake(GitHubFake):
+    """The fake plus ``POST /git/refs`` (branch creation) and a hook that runs before a contents write."""
+
+    def __init__(self) -> None:
+        super().__init__(token=TOKEN)
+        self.before_put: list[Callable[[], object]] = []
+
+    def handle(self, method: str, path: str, query: dict[str, list[str]], body: dict[str, Any]) -> tuple[int, Any]:
+        refs = re.fullmatch(r"/repos/([^/]+)/([^/]+)/git/refs", path)
+        if method == "POST" and refs:
+            with self.lock:
+                repo = self._repo(*refs.groups())
+                branch = str(body["ref"]).removeprefix("refs/heads/")
+                if branch in repo.branches:
+                    raise FakeError(422, "Reference already exists")
+                repo.branches[branch] = str(body["sha"])
+                api = f"{self.base_url}/repos/{repo.full_name}"
+                return 201, {
+                    "ref": body["ref"],
+                    "url": f"{api}/git/refs/heads/{branch}",
+                    "object": {"type": "commit", "sha": body["sha"], "url": f"{api}/git/commits/{body['sha']}"},
+                }
+        if method == "PUT" and "/contents/" in path and self.before_put:
+            self.before_put.pop(0)()
+        return super().handle(method, path, query, body)
+
+
+@pytest.fixture
+def fake() -> Iterator[CommitFake]:
+    server = CommitFake()
+    server.start()
+    server.add_repo(REPO, files={PATH: f"{NGINX}\n".encode(), "mirror/required-images.txt": b"nginx:1.25\n"})
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def repo(fake: CommitFake) -> Repository:
+    github = Github(
+        base_url=fake.base_url, auth=Auth.Token(TOKEN), retry=None, seconds_between_requests=0, seconds_between_writes=0
+    )
+    return github.get_repo(REPO)
+
+
+def add(*lines: str) -> Callable[[str], str]:
+    return lambda text: merge_mirrored(text, [parse_reference(line) for line in lines])
+
+
+def test_commit_writes_the_merged_list_once_with_skip_ci(fake: CommitFake, repo: Repository) -> None:
+    outcome = commit_file(repo, PATH, add(REDIS), "Record 1 mirrored image")
+    assert outcome.status == COMMITTED
+    assert fake.file(REPO, PATH) == f"{NGINX}\n{REDIS}\n".encode()
+    head = fake.commits[fake.repos[REPO].branches["main"]]
+    assert head.message.startswith("Record 1 mirrored image")
+    assert "[skip ci]" in head.message  # the commit must not start the sync workflow again
+    assert outcome.sha == head.sha
+
+    again = commit_file(repo, PATH, add(REDIS), "Record 1 mirrored image")
+    assert again.status == UNCHANGED
+    assert len(fake.requests_to("PUT", r"/repos/octo/mirror/contents/.*")) == 1
+
+
+def test_a_conflicting_update_is_read_again_merged_and_retried(fake: CommitFake, repo: Repository) -> None:
+    # Another job commits BUSYBOX between our read and our write.
+    fake.before_put.append(lambda: fake.commit(REPO, "main", {PATH: f"{BUSYBOX}\n{NGINX}\n".encode()}))
+    outcome = commit_file(repo, PATH, add(REDIS), "Record 1 mirrored image")
+    assert outcome.status == COMMITTED
+    assert outcome.attempts == 2
+    assert fake.file(REPO, PATH) == f"{BUSYBOX}\n{NGINX}\n{REDIS}\n".encode()
+    puts = fake.requests_to("PUT", r"/repos/octo/mirror/contents/.*")
+    assert len(puts) == 2
+
+
+def test_endless_conflicts_give_up_with_a_clear_message(fake: CommitFake, repo: Repository) -> None:
+    def other(number: int) -> Callable[[], object]:
+        return lambda: fake.commit(REPO, "main", {PATH: f"# other {number}\n{NGINX}\n".encode()})
+
+    fake.before_put.extend(other(number) for number in range(3))
+    with pytest.raises(GitHubError, match="changed under us 3 times"):
+        commit_file(repo, PATH, add(REDIS), "Record", attempts=3)
+
+
+def test_a_missing_file_is_created(fake: CommitFake, repo: Repository) -> None:
+    outcome = commit_file(repo, "mirror/new-list.txt", add(REDIS), "Record")
+    assert outcome.status == COMMITTED
+    assert fake.file(REPO, "mirror/new-list.txt") == f"{REDIS}\n".encode()
+
+
+@pytest.mark.parametrize("status", [403, 422])
+def test_a_protected_branch_gets_a_pull_request(fake: CommitFake, repo: Repository, status: int) -> None:
+    fake.protect_branch(REPO, "main", status)
+    before = fake.file(REPO, PATH)
+    outcome = commit_file(repo, PATH, add(REDIS), "Record 1 mirrored image", pull_request_branch="image-mirror/test")
+    assert outcome.status == PULL_REQUEST
+    assert "protected" in outcome.describe(PATH)
+    assert fake.file(REPO, PATH) == before  # main untouched
+    assert fake.file(REPO, PATH, ref="image-mirror/test") == f"{NGINX}\n{REDIS}\n".encode()
+    pull = fake.pulls[(REPO, 1)]
+    assert (pull.head_ref, pull.base_ref) == ("image-mirror/test", "main")
+    assert outcome.url is not None and outcome.url.endswith("/pull/1")
+
+
+def test_environment_without_token_is_a_clear_error() -> None:
+    with pytest.raises(GitHubError, match="GITHUB_TOKEN"):
+        repository_from_environment({"GITHUB_REPOSITORY": REPO})
+
+
+def test_a_refused_token_is_a_clear_error(fake: CommitFake) -> None:
+    env = {"GITHUB_REPOSITORY": REPO, "GITHUB_TOKEN": "wrong", "GITHUB_API_URL": fake.base_url}
+    with pytest.raises(GitHubError, match="cannot open repository octo/mirror: Bad credentials"):
+        repository_from_environment(env)
+    env["GITHUB_TOKEN"] = TOKEN
+    assert repository_from_environment(env).full_name == REPO

@@ -1,0 +1,139 @@
+"""The PR comment: escaping of untrusted text, the table, problems with fixes, pull and kustomize snippets."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.config import Config, Limits
+from bot.lists import ListKind, MirroredIndex
+from bot.render import MARKER, MAX_COMMENT_CHARS, escape_markdown, render_comment, render_report
+from bot.rules import Mapper
+from bot.validate import ImageFacts, ListChange, ValidationResult, validate_changes
+from tests.unit.test_validate import RecordingUpstream, facts
+
+REQUIRED = "mirror/required-images.txt"
+
+
+def plain(markdown: str) -> str:
+    return html.unescape(re.sub(r"\\(.)", r"\1", markdown)).replace("\u200b", "")
+
+
+def validate(head: str, images: dict[str, ImageFacts] | None = None, config: Config | None = None) -> ValidationResult:
+    config = config or Config(target_registry="mirror.example.com")
+    return validate_changes(
+        [ListChange(REQUIRED, b"# images\n", ("# images\n" + head).encode())],
+        mapper=Mapper(config),
+        upstream=RecordingUpstream(images or {}),
+        limits=config.limits,
+        mirrored=MirroredIndex(()),
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "forbidden"),
+    [
+        ("<script>alert(1)</script>", "<script"),
+        ("[click](https://evil.example)", "](http"),
+        ("![img](x)", "!["),
+        ("@org/team please", "@org"),
+        ("see #1", "#1"),
+        ("www.evil.example", "www.evil"),
+        ("a | b", "| b"),
+        ("`code`", "`code`"),
+        ("**bold** _it_", "**bold"),
+        ("$x^2$", "$x^2$"),
+        ("line\nbreak", "\n"),
+        ("bidi\u202eevil", "\u202e"),
+        ("&lt;", "&lt;"),
+    ],
+)
+def test_escape_markdown_neutralises(text: str, forbidden: str) -> None:
+    escaped = escape_markdown(text)
+    assert forbidden not in escaped
+    if "\n" not in text and "\u202e" not in text:
+        assert plain(escaped) == text
+
+
+@given(st.text(max_size=60))
+def test_escaped_text_has_no_markup_left(text: str) -> None:
+    escaped = escape_markdown(text)
+    assert "\n" not in escaped and "\r" not in escaped
+    assert "<" not in escaped and ">" not in escaped and "|" not in escaped
+    assert not re.search(r"(?<!\\)[`*_\[\]()~$]", escaped.replace("\\\\", ""))
+
+
+def test_comment_table_and_snippets() -> None:
+    images = {
+        "docker.io/library/nginx:1.25.3": facts(50 * 1024 * 1024),
+        "quay.io/calico/node:v3.27.0": facts(1024, ("linux/amd64",)),
+    }
+    result = validate("nginx:1.25.3\nquay.io/calico/node:v3.27.0\n", images)
+    body = render_comment(result, head_sha="0123456789abcdef0123")
+    assert body.startswith(MARKER + "\n")
+    assert "of `0123456789ab`" in body
+    assert (
+        "| `mirror/required-images.txt:2` | `nginx:1.25.3` | `mirror.example.com/dockerhub/nginx:1.25.3` "
+        "| linux/amd64, linux/arm64 | 50.0 MiB | ✅ ok |"
+    ) in body
+    assert "docker pull mirror.example.com/quay/calico/node:v3.27.0\n" in body
+    assert (
+        '  - name: quay.io/calico/node\n    newName: mirror.example.com/quay/calico/node\n    newTag: "v3.27.0"\n'
+    ) in body
+    assert "All 2 added lines are valid" in body
+    assert "50.0 MiB compressed" in body
+
+
+def test_problems_carry_reason_and_fix_and_limits_are_named() -> None:
+    config = Config(target_registry="m.example", limits=Limits(max_image_bytes=1000, max_new_lines=2))
+    result = validate("big:1\nbad line\nlocalhost:5000/x:1\n", {"docker.io/library/big:1": facts(5000)}, config)
+    body = plain(render_report(result))
+    assert "4 problems must be fixed" in body
+    assert "mirror/required-images.txt:2:1" in body and "limits.max_image_bytes" in body
+    assert "mirror/required-images.txt:3:4" in body and "whitespace inside a reference" in body
+    assert "registry localhost:5000 is not allowed" in body
+    assert "adds 3 lines, over the limit of 2 (limits.max_new_lines)" in body
+    assert body.count("Fix:") == 4
+    assert "docker pull" not in body
+
+
+def test_digest_pinned_image_in_snippets() -> None:
+    digest = "sha256:" + "d" * 64
+    result = validate(f"registry.k8s.io/pause:3.9@{digest}\n", {f"registry.k8s.io/pause:3.9@{digest}": facts()})
+    body = render_report(result)
+    assert f"docker pull mirror.example.com/gcr/google_containers/pause:3.9@{digest}\n" in body
+    assert f"    digest: {digest}\n" in body
+
+
+def test_summary_has_no_marker_and_long_comments_are_shortened() -> None:
+    config = Config(limits=Limits(max_new_lines=1000))
+    lines = "".join(f"quay.io/org{i}/{'x' * 100}:{'t' * 100}\n" for i in range(400))
+    images = {f"quay.io/org{i}/{'x' * 100}:{'t' * 100}": facts() for i in range(400)}
+    result = validate(lines, images, config)
+    assert MARKER not in render_report(result, marker=False)
+    assert len(render_report(result)) > MAX_COMMENT_CHARS
+    body = render_comment(result)
+    assert len(body) <= MAX_COMMENT_CHARS
+    assert "more lines (with their problems and pull lines), shown in the job summary" in body
+
+
+def test_no_lines_added() -> None:
+    result = validate("")
+    assert "No image lines were added" in render_report(result)
+
+
+def test_daily_kind_is_rendered_without_pull_lines() -> None:
+    result = validate_changes(
+        [ListChange("mirror/required-images-daily.txt", None, b"quay.io/calico/node\n", ListKind.DAILY)],
+        mapper=Mapper(Config(target_registry="m.example")),
+        upstream=RecordingUpstream(tags={"quay.io/calico/node": ["v1", "v2", "v3-rc1"]}),
+        limits=Limits(),
+        mirrored=MirroredIndex(()),
+    )
+    body = render_report(result)
+    assert "daily: 2 of 3 tags to copy" in body
+    assert "docker pull" not in body
