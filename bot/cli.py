@@ -25,21 +25,30 @@ class _CommandModule(Protocol):
 Handler = Callable[[argparse.Namespace], int]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_modules(argv: Sequence[str] | None) -> list[str]:
+    """Every command module, or only the one ``argv`` names: start-up then imports just what it needs."""
+    names = sorted(info.name for info in pkgutil.iter_modules(bot.commands.__path__))
+    words = [word for word in (sys.argv[1:] if argv is None else argv) if not word.startswith("-")]
+    if words and words[0].replace("-", "_") in names:
+        return [words[0].replace("-", "_")]
+    return names
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bot",
         description="Mirror public container images into a private registry, driven by list files.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for info in sorted(pkgutil.iter_modules(bot.commands.__path__), key=lambda item: item.name):
-        module: _CommandModule = importlib.import_module(f"bot.commands.{info.name}")
+    for name in _command_modules(argv):
+        module: _CommandModule = importlib.import_module(f"bot.commands.{name}")
         module.register(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     handler: Handler = args.handler
     try:

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bot.errors import BotError
 from bot.lists import Entry, MirroredIndex
 from bot.reference import Reference
-from bot.registry.client import RegistryClient
-from bot.registry.copy import Copier, CopyResult, ImageLocation
 from bot.registry.models import Platform
 from bot.registry.progress import Progress, human_bytes
 from bot.rules import Mapper, Target
+
+if TYPE_CHECKING:  # the engine (and requests) loads when a sync runs, not when the CLI starts
+    from bot.registry.client import RegistryClient
+    from bot.registry.copy import CopyResult, ImageLocation
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,10 +117,13 @@ def sync(
 ) -> SyncReport:
     """Copy every entry to ``mapper.target(entry)``; one failing image never stops the others.
 
-    ``prepare`` runs once per target before copying (e.g. create the ECR repository), after a HEAD has shown
-    that the source exists; when it raises a :class:`BotError` that image fails with its message. Duplicate
+    ``prepare`` runs for each target that needs a push (e.g. create the ECR repository), after HEAD requests
+    have shown that the source exists and the target lacks it, and before anything is pushed; it may run in
+    several threads at once. When it raises a :class:`BotError` that image fails with its message. Duplicate
     entries (any spelling of the same image) are copied once.
     """
+    from bot.registry.copy import Copier, ImageLocation
+
     results: dict[int, ImageResult] = {}
     jobs: list[tuple[int, Reference, Target]] = []
     seen: set[tuple[object, ...]] = set()
@@ -134,30 +140,20 @@ def sync(
         seen.add(key)
         jobs.append((index, ref, target))
 
-    runnable: list[tuple[int, Reference, Target]] = []
-    for index, ref, target in jobs:
-        if prepare is not None and not dry_run:
-            try:
-                # No target repository for an image that does not exist (a HEAD costs no Docker Hub pull).
-                if client.head_manifest(ref.host, ref.repository, ref.digest or ref.effective_tag or "latest") is None:
-                    missing = (
-                        f"{ImageLocation.from_reference(ref)}: the source image does not exist (no such tag or digest)"
-                    )
-                    results[index] = ImageResult(ref, target, False, missing)
-                    continue
-                prepare(target)
-            except BotError as exc:
-                results[index] = ImageResult(ref, target, False, str(exc))
-                continue
-        runnable.append((index, ref, target))
+    by_location = {(target.registry.lower(), target.repository): target for _, _, target in jobs}
 
-    with Copier(client, concurrency=concurrency, progress=progress, dry_run=dry_run) as copier:
-        pairs = [(ImageLocation.from_reference(ref), ImageLocation.from_target(target)) for _, ref, target in runnable]
+    def prepare_target(location: ImageLocation) -> None:
+        assert prepare is not None
+        prepare(by_location[(location.host, location.repository)])
+
+    hook = prepare_target if prepare is not None else None
+    with Copier(client, concurrency=concurrency, progress=progress, dry_run=dry_run, prepare=hook) as copier:
+        pairs = [(ImageLocation.from_reference(ref), ImageLocation.from_target(target)) for _, ref, target in jobs]
         outcomes = copier.copy_many(pairs, platforms)
     if progress is not None:
         progress.finish()
 
-    for (index, ref, target), outcome in zip(runnable, outcomes, strict=True):
+    for (index, ref, target), outcome in zip(jobs, outcomes, strict=True):
         copy = outcome.result
         if copy is None:
             results[index] = ImageResult(ref, target, False, outcome.error)

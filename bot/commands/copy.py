@@ -6,7 +6,6 @@ import argparse
 import sys
 
 from bot.options import add_config_options, config_from_args
-from bot.registry.copy import Copier, ImageLocation
 from bot.registry.factory import add_registry_options, client_from_args, platforms_from_args
 from bot.registry.progress import Progress, human_bytes
 
@@ -27,6 +26,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    from bot.registry.copy import Copier, ImageLocation
+
     src = ImageLocation.parse(args.src)
     dst = ImageLocation.parse(args.dst)
     platforms = platforms_from_args(args)

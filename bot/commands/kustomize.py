@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from bot import actions
 from bot.commands.rewrite import add_policy_options, build_policy, read_text
 from bot.errors import InvalidReference, UsageError
 from bot.options import config_from_args
@@ -112,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         found.extend(Located(name, finding) for finding in result.findings)
     images, notes = entries(found, policy, pin_digest=args.pin_digest)
     for note in notes:
-        print(note, file=sys.stderr)
+        print(actions.safe_line(note), file=sys.stderr)
     if not images:
         print("no image can point at the mirror; nothing to add to images:", file=sys.stderr)
         return 0

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from bot import actions
 from bot.config import Config
 from bot.errors import ListFileError, RewriteError, UsageError
 from bot.lists import ListKind, MirroredIndex, read_list
@@ -127,7 +128,8 @@ def run(args: argparse.Namespace) -> int:
     changed = 0
     for result in results:
         for finding in result.findings:
-            print(finding.describe(result.path), file=sys.stderr)
+            # File content is data: printed so that it can never read as a workflow command in CI logs.
+            print(actions.safe_line(finding.describe(result.path)), file=sys.stderr)
         changed += result.changed
         if args.in_place:
             if result.changed:

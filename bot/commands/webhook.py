@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from bot.errors import UsageError
+from bot.errors import UsageError, WebhookError
 from bot.webhook.log import LEVELS, Log
 from bot.webhook.reload import Reloader, Sources, Watched, load_settings, tls_context
-from bot.webhook.server import DEFAULT_MAX_BODY, DEFAULT_TIMEOUT, WebhookServer
+from bot.webhook.server import DEFAULT_MAX_BODY, DEFAULT_MAX_CONNECTIONS, DEFAULT_TIMEOUT, WebhookServer
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -41,14 +41,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--port", type=int, default=8443, help="port to listen on; 0 picks a free one")
     parser.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY, metavar="BYTES")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS", help="socket timeout")
+    parser.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS, metavar="N")
     parser.add_argument("--reload-interval", type=float, default=2.0, metavar="SECONDS")
     parser.add_argument("--log-level", choices=tuple(LEVELS), default="info")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.reload_interval <= 0 or args.timeout <= 0 or args.max_body <= 0:
-        raise UsageError("--reload-interval, --timeout and --max-body must be greater than zero")
+    if min(args.reload_interval, args.timeout, args.max_body, args.max_connections) <= 0:
+        raise UsageError("--reload-interval, --timeout, --max-body and --max-connections must be greater than zero")
     log = Log(level=args.log_level)
     sources = Sources(
         mirrored=args.mirrored,
@@ -60,7 +61,18 @@ def run(args: argparse.Namespace) -> int:
 
     settings = Watched("settings", sources.paths, lambda: load_settings(sources), log)
     tls = Watched("certificate", (args.cert, args.key), lambda: tls_context(args.cert, args.key), log)
-    server = WebhookServer((args.host, args.port), settings, tls, log, max_body=args.max_body, timeout=args.timeout)
+    try:
+        server = WebhookServer(
+            (args.host, args.port),
+            settings,
+            tls,
+            log,
+            max_body=args.max_body,
+            timeout=args.timeout,
+            max_connections=args.max_connections,
+        )
+    except OSError as exc:
+        raise WebhookError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}; pick another --port") from exc
     reloader = Reloader((settings, tls), args.reload_interval)
     reloader.start()
 

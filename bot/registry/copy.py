@@ -13,7 +13,7 @@ its sha256 and size checked on the way.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -154,7 +154,9 @@ class Copier:
     """Copies images between registries with bounded concurrency; one instance per run.
 
     ``concurrency`` bounds both the images copied at once (:meth:`copy_many`) and the blobs in flight. The
-    run-wide blob ledger is what lets later images mount instead of upload.
+    run-wide blob ledger is what lets later images mount instead of upload. ``prepare`` is called with the
+    target of every image that needs a push (the source exists, the target lacks it), before anything is
+    pushed, never in a dry run: the ECR adapter creates the repository there. It may run in several threads.
     """
 
     def __init__(
@@ -165,13 +167,18 @@ class Copier:
         progress: Progress | None = None,
         dry_run: bool = False,
         max_attempts: int = 3,
+        prepare: Callable[[ImageLocation], None] | None = None,
     ) -> None:
         self.client = client
+        self.prepare = prepare
         self.concurrency = max(1, concurrency)
         self.progress = progress or Progress()
         self.dry_run = dry_run
         self.max_attempts = max(1, max_attempts)
-        self._blob_pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="blob")
+        # ``concurrency`` streams at most; more threads than that, because a worker may wait for a layer
+        # another image is uploading (to mount it next), and a waiting worker must not hold up a transfer.
+        self._streams = threading.BoundedSemaphore(self.concurrency)
+        self._blob_pool = ThreadPoolExecutor(self.concurrency * 4, thread_name_prefix="blob")
         self._lock = threading.Lock()
         # (target host, digest) -> repositories of that host known to hold the blob in this run
         self._present: dict[tuple[str, str], set[str]] = {}
@@ -179,6 +186,14 @@ class Copier:
         self._inflight: dict[tuple[str, str], threading.Event] = {}
         # digests counted by a dry run (each distinct blob would move once)
         self._planned: set[str] = set()
+        # (target host, digest) -> lock: identical manifest content is pushed by one worker at a time, since
+        # concurrent writes of the same content race in registry storage (distribution's filesystem driver
+        # rewrites the file in place, so a concurrent reader can see it half written).
+        self._manifest_locks: dict[tuple[str, str], threading.Lock] = {}
+        # (target host, repository, digest) -> lock held while one worker makes sure the repository has the blob
+        self._blob_locks: dict[tuple[str, str, str], threading.Lock] = {}
+        # (target host, repository, digest) of manifests pushed in this run
+        self._pushed: set[tuple[str, str, str]] = set()
 
     def close(self) -> None:
         self._blob_pool.shutdown(wait=True, cancel_futures=True)
@@ -224,7 +239,7 @@ class Copier:
         if source_desc is None:
             raise CopyError(f"{src}: the source image does not exist (no such tag or digest)")
         if src.digest and source_desc.digest != src.digest:
-            raise CopyError(f"{src}: the registry answered with digest {source_desc.digest}")
+            raise CopyError(f"{src}: asked for {src.digest}, the registry answered with {source_desc.digest}")
         source_digest = source_desc.digest
         dst_ref = dst.tag or dst.digest or source_digest
 
@@ -232,7 +247,7 @@ class Copier:
             existing = self.client.head_manifest(dst.host, dst.repository, dst_ref)
             if existing is not None and existing.digest == source_digest:
                 return CopyResult(src, dst, source_digest, existing.digest, source_desc.media_type, skipped=True)
-
+            self._prepare(dst)
         top = self.client.get_manifest(src.host, src.repository, source_digest)
         plan = self._plan(src, dst, top, platforms)
         final = plan.manifests[-1]
@@ -242,14 +257,15 @@ class Copier:
                 return CopyResult(
                     src, dst, source_digest, final.digest, final.media_type, tuple(plan.platforms), skipped=True
                 )
+            self._prepare(dst)
         counters = _Counters()
         self._copy_blobs(src, dst, list(plan.blobs.values()), counters)
         pushed = 0
         if not self.dry_run:
             for manifest in plan.manifests[:-1]:
-                self.client.put_manifest(dst.host, dst.repository, manifest.digest, manifest.body, manifest.media_type)
+                self._put_manifest(dst, manifest.digest, manifest)
                 pushed += 1
-            target_digest = self.client.put_manifest(dst.host, dst.repository, dst_ref, final.body, final.media_type)
+            target_digest = self._put_manifest(dst, dst_ref, final)
             pushed += 1
         else:
             target_digest = final.digest
@@ -267,6 +283,22 @@ class Copier:
             manifests_pushed=pushed,
             dry_run=self.dry_run,
         )
+
+    def _prepare(self, dst: ImageLocation) -> None:
+        if self.prepare is not None and not self.dry_run:
+            self.prepare(dst)
+
+    def _put_manifest(self, dst: ImageLocation, reference: str, manifest: Manifest) -> str:
+        with self._lock:
+            lock = self._manifest_locks.setdefault((dst.host, manifest.digest), threading.Lock())
+        pushed = (dst.host, dst.repository, manifest.digest)
+        with lock:
+            if reference == manifest.digest and pushed in self._pushed:
+                return manifest.digest
+            digest = self.client.put_manifest(dst.host, dst.repository, reference, manifest.body, manifest.media_type)
+            with self._lock:
+                self._pushed.add(pushed)
+            return digest
 
     def _plan(
         self, src: ImageLocation, dst: ImageLocation, top: Manifest, platforms: tuple[Platform, ...] | None
@@ -340,6 +372,16 @@ class Copier:
             raise CopyError(f"{src}: copying a blob failed: {first}") from first
 
     def _ensure_blob(self, src: ImageLocation, dst: ImageLocation, blob: Descriptor, counters: _Counters) -> None:
+        # One worker at a time per blob and target repository: two images sharing a layer must not both
+        # mount or upload it into the same repository (concurrent link writes race in registry storage).
+        with self._lock:
+            lock = self._blob_locks.setdefault((dst.host, dst.repository, blob.digest), threading.Lock())
+        with lock:
+            self._ensure_blob_locked(src, dst, blob, counters)
+
+    def _ensure_blob_locked(
+        self, src: ImageLocation, dst: ImageLocation, blob: Descriptor, counters: _Counters
+    ) -> None:
         key = (dst.host, blob.digest)
         for _ in range(1000):
             with self._lock:
@@ -420,7 +462,10 @@ class Copier:
                     yield chunk
 
             try:
-                with self.client.get_blob(src.host, src.repository, blob.digest, blob.size) as stream:
+                with (
+                    self._streams,
+                    self.client.get_blob(src.host, src.repository, blob.digest, blob.size) as stream,
+                ):
                     self.client.upload_blob(
                         dst.host, dst.repository, blob.digest, blob.size, counted(iter(stream)), upload_url=upload_url
                     )

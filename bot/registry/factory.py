@@ -6,14 +6,16 @@ import argparse
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.config import Config
 from bot.errors import UsageError
 from bot.registry.auth import Credentials, normalize_host
-from bot.registry.client import RegistryClient
 from bot.registry.models import Platform
-from bot.registry.transport import TransportSettings
 from bot.rules import Mapper
+
+if TYPE_CHECKING:  # requests loads only when a command builds a client
+    from bot.registry.client import RegistryClient
 
 
 def allowed_hosts(config: Config, extra: Iterable[str] = ()) -> frozenset[str]:
@@ -39,6 +41,9 @@ def build_client(
     Credentials default to the docker config.json and ``MIRROR_AUTH_<HOST>_*`` variables of every allowed
     host; ``config.insecure_registries`` and ``insecure_registries`` are spoken to over plain HTTP.
     """
+    from bot.registry.client import RegistryClient
+    from bot.registry.transport import TransportSettings
+
     environ = os.environ if environ is None else environ
     hosts = allowed_hosts(config, extra_hosts)
     if credentials is None:

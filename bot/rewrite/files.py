@@ -33,8 +33,9 @@ class Finding:
         decision = self.decision
         if self.rewritten:
             return f"{where}: {decision.image} -> {decision.target}"
-        reason = self.problem or decision.reason
-        return f"{where}: {decision.image} kept ({decision.status.value}): {reason}"
+        if self.problem:
+            return f"{where}: {decision.image} kept (cannot edit in place): {self.problem}"
+        return f"{where}: {decision.image} kept ({decision.status.value}): {decision.reason}"
 
 
 @dataclass(frozen=True, slots=True)

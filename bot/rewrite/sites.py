@@ -139,8 +139,12 @@ def _optional_string(node: Mapping[str, Any], key: str) -> str | None:
     return value if isinstance(value, str) and value != "" else None
 
 
-def helm_sites(node: Any, path: Path = ()) -> Iterator[Site]:
+def helm_sites(node: Any, path: Path = (), seen: frozenset[int] = frozenset()) -> Iterator[Site]:
     """Image strings and image maps anywhere in a Helm values file (keys ``image`` and ``…Image``)."""
+    if isinstance(node, (Mapping, list)):
+        if id(node) in seen:  # a YAML alias can make a structure contain itself
+            return
+        seen = seen | {id(node)}
     if isinstance(node, Mapping):
         for key, value in node.items():
             child = (*path, str(key))
@@ -157,10 +161,10 @@ def helm_sites(node: Any, path: Path = ()) -> Iterator[Site]:
                         _optional_string(value, "digest"),
                     )
                     continue
-            yield from helm_sites(value, child)
+            yield from helm_sites(value, child, seen)
     elif isinstance(node, list):
         for index, item in enumerate(node):
-            yield from helm_sites(item, (*path, index))
+            yield from helm_sites(item, (*path, index), seen)
 
 
 def detect_kind(docs: Sequence[Any]) -> FileKind:

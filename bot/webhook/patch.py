@@ -20,6 +20,7 @@ from bot.rewrite.sites import CONTAINER_LISTS
 API_VERSION = "admission.k8s.io/v1"
 OPT_OUT_VALUES = frozenset({"false", "off", "no", "skip", "disabled"})
 _POD_SUBRESOURCES = frozenset({"", "ephemeralcontainers"})
+MAX_WARNING = 120
 
 
 class BadReview(ValueError):
@@ -51,7 +52,20 @@ class Admission:
         if self.patch:
             answer["patchType"] = "JSONPatch"
             answer["patch"] = base64.b64encode(json.dumps(self.patch, separators=(",", ":")).encode()).decode()
+        warnings = self.warnings()
+        if warnings:
+            answer["warnings"] = warnings
         return {"apiVersion": API_VERSION, "kind": "AdmissionReview", "response": answer}
+
+    def warnings(self) -> list[str]:
+        """Shown by kubectl: which images the mirror lacks, so the user can request them."""
+        missing = [d.image for d in self.kept if d.status is Status.NOT_MIRRORED]
+        if not missing:
+            return []
+        shown = [_shorten(f"image {image} is not mirrored; pulled from its own registry") for image in missing[:3]]
+        if len(missing) > 3:
+            shown.append(f"{len(missing) - 3} more images are not mirrored")
+        return shown
 
 
 def allow(uid: str) -> dict[str, Any]:
@@ -124,6 +138,11 @@ def admit(review: Any, settings: Settings) -> Admission:
             elif decision.status is not Status.IN_MIRROR:
                 admission.kept.append(decision)
     return admission
+
+
+def _shorten(text: str) -> str:
+    # The API server asks for warnings of at most 120 characters; a long reference is cut in the middle.
+    return text if len(text) <= MAX_WARNING else text[: MAX_WARNING // 2 - 1] + "…" + text[-(MAX_WARNING // 2) :]
 
 
 def _string(value: Any) -> str:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from bot.config import Config, load_config
+from bot.config import DEFAULT_CONFIG_PATH, Config, load_config
 from bot.errors import BotError, WebhookError
 from bot.lists import MAX_LIST_BYTES, ListKind, MirroredIndex, parse_list
 from bot.rewrite.policy import Mode, Policy
@@ -40,7 +40,8 @@ class Sources:
 
     @property
     def paths(self) -> tuple[Path, ...]:
-        return (self.mirrored,) if self.config is None else (self.mirrored, self.config)
+        # Without --config, mirror/config.yml is read when it exists, so it is watched too.
+        return (self.mirrored, self.config or DEFAULT_CONFIG_PATH)
 
 
 def read_mirrored(path: Path) -> MirroredIndex:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+import threading
 import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,6 +26,7 @@ from bot.webhook.reload import Watched
 
 DEFAULT_MAX_BODY = 4 * 1024 * 1024  # a pod and its old version, well above what the API server stores
 DEFAULT_TIMEOUT = 10.0
+DEFAULT_MAX_CONNECTIONS = 256  # one thread each; the API server keeps a few kept-alive connections per replica
 
 
 class WebhookServer(ThreadingHTTPServer):
@@ -40,12 +42,14 @@ class WebhookServer(ThreadingHTTPServer):
         *,
         max_body: int = DEFAULT_MAX_BODY,
         timeout: float = DEFAULT_TIMEOUT,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         self.settings = settings
         self.tls = tls
         self.log = log
         self.max_body = max_body
         self.timeout_seconds = timeout
+        self._slots = threading.BoundedSemaphore(max_connections)
         self.draining = False  # set on SIGTERM: readiness fails so the Service stops sending new requests
         super().__init__(address, _Handler)
 
@@ -59,6 +63,24 @@ class WebhookServer(ThreadingHTTPServer):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         wrapped = self.tls.value.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
         return wrapped, address
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            # Past the limit a connection is closed at once rather than given yet another thread.
+            self.log.warning("too many connections; closing a new one", client=str(client_address[0]))
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         self.log.debug("connection error", client=str(client_address[0]))
@@ -111,7 +133,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length)
         try:
             review = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # RecursionError: nesting deeper than any real pod
             self._refuse(HTTPStatus.BAD_REQUEST, "the body is not JSON")
             return
         try:

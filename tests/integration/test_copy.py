@@ -355,3 +355,16 @@ def test_copy_to_a_tls_registry_behind_an_endpoint_override(
         again = copy_image(client, loc(source, "lib/app", "v1"), ImageLocation(ecr, "dockerhub/app", "v1"))
     assert result.target_digest == image.digest == get_manifest_digest(tls_registry, "dockerhub/app", "v1")
     assert again.skipped
+
+
+def test_the_same_image_to_many_tags_and_repositories_at_once(source: RegistryServer, target: RegistryServer) -> None:
+    """Identical manifests pushed concurrently race in the registry's storage (a reader can see the file
+    while another writer rewrites it); the engine pushes each manifest content once at a time."""
+    image = push_image(source, "lib/app", "v1", attestations=True)
+    pairs = [(loc(source, "lib/app", "v1"), loc(target, f"m/app{n % 3}", f"t{n}")) for n in range(12)]
+    with client_for(source, target) as client, Copier(client, concurrency=8) as copier:
+        outcomes = copier.copy_many(pairs)
+        assert [o.error for o in outcomes] == [None] * len(pairs)
+        for _, dst in pairs:
+            found = client.head_manifest(dst.host, dst.repository, dst.reference)
+            assert found is not None and found.digest == image.digest

@@ -181,7 +181,7 @@ def test_sync_use_case_returns_data_and_runs_prepare(
     ]
     with build_client(config, credentials=credentials) as client:
         report = sync(entries, Mapper(config), client, prepare=prepare, concurrency=2)
-    assert prepared == ["src/library/web", "src/team/denied"]
+    assert sorted(prepared) == ["src/library/web", "src/team/denied"]
     assert [(r.ok, r.verified) for r in report.results] == [(True, True), (False, False)]
     ok, failed = report.results
     assert ok.pinned_source == f"{source.host}/library/web:1.0@{web.digest}"
@@ -189,3 +189,8 @@ def test_sync_use_case_returns_data_and_runs_prepare(
     assert failed.reason is not None and "ecr:CreateRepository" in failed.reason
     assert report.verified() == (ok,)
     assert get_manifest(target, "src/team/denied", "1") is None
+    # a second run finds the image at the target with HEAD requests: no target needs preparing
+    prepared.clear()
+    with build_client(config, credentials=credentials) as client:
+        again = sync(entries[:1], Mapper(config), client, prepare=prepare)
+    assert again.results[0].skipped and prepared == []

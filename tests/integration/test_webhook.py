@@ -353,7 +353,7 @@ def admit(webhook: Webhook, request: dict[str, Any]) -> tuple[dict[str, Any], li
 def test_deployment_pod_gets_mirrored_images_only(webhook: Webhook) -> None:
     obj = pod(["nginx:1.25.3", "redis:7.2", "quay.io/calico/node:v3.27.0"], init=["busybox:1.36"])
     request = review(obj)
-    _, patch = admit(webhook, request)
+    answer, patch = admit(webhook, request)
     assert patch == [
         {"op": "replace", "path": "/spec/initContainers/0/image", "value": f"{REGISTRY}/dockerhub/busybox:1.36"},
         {"op": "replace", "path": "/spec/containers/0/image", "value": f"{REGISTRY}/dockerhub/nginx:1.25.3"},
@@ -365,6 +365,8 @@ def test_deployment_pod_gets_mirrored_images_only(webhook: Webhook) -> None:
         "redis:7.2",  # not mirrored: rewriting it would make the pod fail to pull
         f"{REGISTRY}/quay/calico/node:v3.27.0",
     ]
+    # kubectl shows these to whoever created the pod
+    assert answer["response"]["warnings"] == ["image redis:7.2 is not mirrored; pulled from its own registry"]
     record = webhook.wait_for_log("admission", uid=request["request"]["uid"])
     assert record["namespace"] == "shop" and record["operation"] == "CREATE"
     assert record["kept"] == ["redis:7.2: not in mirrored-images.txt; request it in mirror/required-images.txt"]
@@ -406,6 +408,15 @@ def test_update_that_changes_an_image_is_rewritten(webhook: Webhook) -> None:
     assert patch == [
         {"op": "replace", "path": "/spec/containers/0/image", "value": f"{REGISTRY}/dockerhub/nginx:1.25.3"}
     ]
+
+
+def test_warnings_stay_short_and_few(webhook: Webhook) -> None:
+    long_name = "quay.io/" + "/".join(["component"] * 12) + ":v1"
+    answer, _ = admit(webhook, review(pod([long_name, "redis:1", "redis:2", "redis:3", "redis:4"])))
+    warnings = answer["response"]["warnings"]
+    assert len(warnings) == 4 and warnings[-1] == "2 more images are not mirrored"
+    assert all(len(warning) <= 120 for warning in warnings)
+    assert warnings[0].startswith("image quay.io/component/") and warnings[0].endswith("pulled from its own registry")
 
 
 def test_images_already_in_the_mirror_get_no_patch(webhook: Webhook) -> None:
@@ -461,6 +472,7 @@ def test_health_and_readiness(webhook: Webhook) -> None:
 
 def test_malformed_reviews_are_refused_with_400(webhook: Webhook) -> None:
     assert webhook.post(b"{not json")[0] == 400
+    assert webhook.post(b"[" * 200_000 + b"]" * 200_000)[0] == 400  # nesting bomb
     status, answer = webhook.post(
         {"kind": "AdmissionReview", "apiVersion": "admission.k8s.io/v1beta1", "request": {"uid": "x"}}
     )
@@ -498,6 +510,32 @@ def test_silent_client_is_dropped_after_the_timeout(tmp_path: Path) -> None:
         assert time.monotonic() - started < 5
         assert server.get("/healthz")[0] == 200
     finally:
+        stop_webhook(server)
+
+
+def test_connections_past_the_limit_are_closed(tmp_path: Path) -> None:
+    server = start_webhook(tmp_path, "--max-connections", "2")
+    context = ssl.create_default_context(cafile=str(server.ca_file))
+    held = []
+    try:
+        for _ in range(2):  # two idle, kept-alive connections take both slots
+            raw = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            held.append(context.wrap_socket(raw, server_hostname="127.0.0.1"))
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            server.get("/healthz")
+        server.wait_for_log("too many connections; closing a new one")
+        held.pop().close()
+        deadline = time.monotonic() + 10
+        while True:  # the slot frees once the server notices the close
+            try:
+                assert server.get("/healthz")[0] == 200
+                break
+            except (ssl.SSLError, ConnectionError):
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+    finally:
+        for connection in held:
+            connection.close()
         stop_webhook(server)
 
 
@@ -602,3 +640,16 @@ def test_deploy_manifests_are_safe_and_match_the_cli() -> None:
     cmd = next(line for line in dockerfile.splitlines() if line.startswith("CMD "))
     assert build_parser().parse_args(json.loads(cmd[4:])).command == "webhook"
     assert (webhook_dir / "gen-certs.sh").stat().st_mode & 0o111
+
+
+def test_a_busy_port_is_a_clear_error(webhook: Webhook, tmp_path: Path) -> None:
+    make_certificate(tmp_path)
+    (tmp_path / "mirrored-images.txt").write_text(MIRRORED)
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "webhook", "--cert", str(tmp_path / "tls.crt"), "--key",
+         str(tmp_path / "tls.key"), "--mirrored", str(tmp_path / "mirrored-images.txt"),
+         "--host", "127.0.0.1", "--port", str(webhook.port)],
+        cwd=REPO, capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{webhook.port}" in result.stderr

@@ -343,3 +343,18 @@ def test_unreadable_files_are_clear_errors(workdir: Path, capsys: pytest.Capture
     assert "latin1.yaml: byte 10 is not UTF-8" in capsys.readouterr().err
     assert main(["rewrite", str(workdir / "nope.yaml"), *mirrored]) == 1
     assert "nope.yaml: cannot read the file" in capsys.readouterr().err
+
+
+def test_a_values_file_that_contains_itself_terminates() -> None:
+    text = "root: &root\n  image: busybox:1.36\n  child: *root\nlist: &l [*l, {image: nginx:1.25.3}]\n"
+    result = rewrite_text(text, "values.yaml", policy(), FileKind.HELM)
+    assert [f.decision.image for f in result.findings] == ["busybox:1.36", "nginx:1.25.3"]
+    assert result.new_text.count(R) == 2
+
+
+def test_report_lines_cannot_inject_workflow_commands(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (workdir / "evil.yaml").write_text('kind: Pod\nspec:\n  containers:\n  - image: "x\\n::add-mask::y"\n')
+    assert main(["rewrite", str(workdir / "evil.yaml"), "--mirrored", str(workdir / "mirrored-images.txt")]) == 0
+    err = capsys.readouterr().err
+    assert "kept (invalid reference)" in err
+    assert not any(line.startswith("::") for line in err.splitlines())

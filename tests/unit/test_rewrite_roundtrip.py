@@ -133,7 +133,9 @@ spec:
         (5, "written as a block scalar; edit this one by hand"),
         (7, "written with escapes or over several lines; edit this one by hand"),
     ]
-    assert "block scalar" in result.findings[0].describe("pod.yaml")
+    assert result.findings[0].describe("pod.yaml") == (
+        "pod.yaml:5:12: nginx:1.25.3 kept (cannot edit in place): written as a block scalar; edit this one by hand"
+    )
 
 
 def test_a_file_without_images_is_returned_byte_for_byte() -> None:
