@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit
@@ -32,7 +32,7 @@ from botocore.exceptions import (  # type: ignore[import-untyped]
 
 from bot import actions
 from bot.config import Config, EcrConfig
-from bot.errors import AwsError, UsageError
+from bot.errors import AwsError
 from bot.registry.auth import Credentials, Login, normalize_host
 from bot.registry.client import RegistryClient
 from bot.rules import Target
@@ -387,31 +387,17 @@ def open_target_client(args: argparse.Namespace, config: Config, *, log: TextIO 
     The ECR registry host is sent to ``ecr.registry_url`` (or the token's proxy endpoint) and always gets the
     current token, refreshed before it expires.
     """
-    from bot.registry.factory import allowed_hosts, build_client
+    from bot.registry.factory import ClientOptions, allowed_hosts
 
-    if args.concurrency < 1:
-        raise UsageError("--concurrency must be 1 or more")
-    endpoints: dict[str, str] = {}
-    for item in args.endpoint:
-        host, sep, url = item.partition("=")
-        if not sep or not host or not url.startswith(("http://", "https://")):
-            raise UsageError(f"--endpoint {item!r}: write HOST=URL, e.g. registry.example=https://127.0.0.1:5443")
-        endpoints[host] = url
-    if args.ca_bundle is not None and not args.ca_bundle.is_file():
-        raise UsageError(f"--ca-bundle {args.ca_bundle}: no such file")
-    common: dict[str, Any] = {
-        "verify": str(args.ca_bundle) if args.ca_bundle else True,
-        "insecure_registries": args.insecure_registry,
-        "concurrency": args.concurrency,
-    }
+    options = ClientOptions.from_args(args)
     if not is_ecr_target(config):
-        return TargetClient(build_client(config, endpoints=endpoints, **common))
+        return TargetClient(options.build(config))
     ecr = Ecr(make_client(config), config.ecr, locate(config), log=log)
     login = ecr.login()  # fails early, naming the IAM action, before anything is copied
     host = config.target_registry
-    if normalize_host(host) not in {normalize_host(name) for name in endpoints}:
-        endpoints[host] = login.registry_url
+    if normalize_host(host) not in {normalize_host(name) for name in options.endpoints}:
+        options = replace(options, endpoints={**options.endpoints, host: login.registry_url})
     # Source registries keep their credentials (docker config.json, REGISTRY_AUTH_<HOST>_* variables).
     base = Credentials.from_environment(hosts=allowed_hosts(config))
-    client = build_client(config, credentials=EcrCredentials(ecr, host, base), endpoints=endpoints, **common)
+    client = options.build(config, credentials=EcrCredentials(ecr, host, base))
     return TargetClient(client, ecr)

@@ -10,7 +10,6 @@ misspelt variable is an error, not an empty cell.
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,8 @@ from jinja2 import FileSystemLoader, StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
+from bot.markdown import escape_markdown
+from bot.units import binary_size
 from bot.validate import Issue, LineResult, ValidationResult
 
 MARKER = "<!-- image-mirror-bot:validate-pr -->"
@@ -26,35 +27,8 @@ TEMPLATE_DIR = Path(__file__).with_name("templates")
 # GitHub refuses comments over 65536 characters; stay clear of it.
 MAX_COMMENT_CHARS = 60000
 
-# Markdown punctuation is backslash-escaped; HTML's and the table's specials become entities. GitHub links
-# mentions (@team), issue numbers (#1) and URLs in the rendered text, after entities are decoded, so a
-# zero-width space goes after '@' and '#' and inside '://' and 'www.': the text reads the same, links nothing.
-_BACKSLASH = frozenset("\\`*_[]()~$")
-_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "&#124;"}
-_ZWSP = "&#8203;"
-_BREAK = {"@": "@" + _ZWSP, "#": "\\#" + _ZWSP}
-_AUTOLINK = re.compile(r"(?i)(?<=:)(?=//)|(?<=www\.)")
 # What may appear inside a code span or a code block unescaped: the alphabet of a valid reference.
 _REFERENCE_CHARS = re.compile(r"[A-Za-z0-9._:/@\[\]-]{1,512}")
-
-
-def escape_markdown(text: str) -> str:
-    """Make ``text`` render as itself in GitHub markdown: no HTML, links, mentions, emphasis or table breaks."""
-    out = []
-    for char in _AUTOLINK.sub("\u200b", text):
-        if char == "\u200b":
-            out.append(_ZWSP)
-        elif unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp"):
-            out.append(" ")  # line breaks end a table row; bidi and zero-width characters disguise text
-        elif char in _ENTITIES:
-            out.append(_ENTITIES[char])
-        elif char in _BREAK:
-            out.append(_BREAK[char])
-        elif char in _BACKSLASH:
-            out.append("\\" + char)
-        else:
-            out.append(char)
-    return "".join(out)
 
 
 def _trusted(text: str) -> Markup:
@@ -91,16 +65,7 @@ def _icon(issue: Issue) -> Markup:
 def human_size(count: int | None) -> str:
     if count is None:
         return "-"
-    return _trusted(_human_size(count))
-
-
-def _human_size(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
+    return _trusted(binary_size(count))
 
 
 def _environment() -> SandboxedEnvironment:

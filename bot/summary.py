@@ -6,10 +6,12 @@ markdown links or emphasis, no table breaks.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
+
+from bot.markdown import escape_markdown
+from bot.units import binary_size
 
 if TYPE_CHECKING:
     from bot.sync import ImageResult
@@ -51,24 +53,6 @@ class Row:
         )
 
 
-_SPECIAL = re.compile(r"([\\`*_\[\]|<>~])")
-
-
-def escape(text: str) -> str:
-    """Markdown-safe table cell text: specials backslash-escaped, HTML and line breaks neutralised."""
-    text = text.replace("&", "&amp;").replace("\r", " ").replace("\n", " ")
-    return _SPECIAL.sub(r"\\\1", text)
-
-
-def human_bytes(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
-
-
 def render(title: str, rows: Iterable[Row], notes: Iterable[str] = ()) -> str:
     """A markdown section: a heading, counts, the table, then notes (rate limits, commits, missing shards)."""
     rows = list(rows)
@@ -76,9 +60,9 @@ def render(title: str, rows: Iterable[Row], notes: Iterable[str] = ()) -> str:
     failed = sum(1 for row in rows if row.failed)
     moved = sum(row.bytes_moved for row in rows)
     lines = [
-        f"## {escape(title)}",
+        f"## {escape_markdown(title)}",
         "",
-        f"{copied} copied, {len(rows) - copied - failed} unchanged, {failed} failed, {human_bytes(moved)} moved.",
+        f"{copied} copied, {len(rows) - copied - failed} unchanged, {failed} failed, {binary_size(moved)} moved.",
         "",
     ]
     if rows:
@@ -87,12 +71,12 @@ def render(title: str, rows: Iterable[Row], notes: Iterable[str] = ()) -> str:
             result = row.result if not row.detail else f"{row.result}: {row.detail}"
             platforms = ", ".join(row.platforms) or "-"
             lines.append(
-                f"| {escape(row.image)} | {escape(row.target)} | {escape(platforms)} | "
-                f"{human_bytes(row.bytes_moved)} | {escape(result)} |"
+                f"| {escape_markdown(row.image)} | {escape_markdown(row.target)} | {escape_markdown(platforms)} | "
+                f"{binary_size(row.bytes_moved)} | {escape_markdown(result)} |"
             )
         lines.append("")
     for note in notes:
-        lines.append(f"- {escape(note)}")
+        lines.append(f"- {escape_markdown(note)}")
     return "\n".join(lines).rstrip("\n") + "\n"
 
 

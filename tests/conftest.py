@@ -1,4 +1,6 @@
-"""Shared fixtures: real reference registries on loopback (see tests/harness/registry.py).
+"""Shared fixtures: real reference registries on loopback (see tests/harness/registry.py), a fault-injecting
+proxy in front of them (tests/harness/fault_proxy.py) and a GitHub fake that accepts commits
+(tests/harness/github_fake.py).
 
 Every registry fixture is function-scoped and fresh (a start takes a few tens of milliseconds); use
 ``registry_factory`` for other combinations, e.g. ``registry_factory(auth="bearer", tls=True)``.
@@ -6,10 +8,12 @@ Every registry fixture is function-scoped and fresh (a start takes a few tens of
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
+from tests.harness.fault_proxy import FaultProxy
+from tests.harness.github_fake import COMMIT_TOKEN, CommitFake
 from tests.harness.registry import RegistryFactory, RegistryServer
 
 ECR_USERNAME = "AWS"
@@ -27,17 +31,22 @@ def registry_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Regis
 @pytest.fixture
 def registry(registry_factory: RegistryFactory) -> Iterator[RegistryServer]:
     """A fresh anonymous HTTP registry."""
-    server = registry_factory()
-    yield server
-    server.stop()
+    with registry_factory() as server:
+        yield server
+
+
+@pytest.fixture
+def source(registry_factory: RegistryFactory) -> Iterator[RegistryServer]:
+    """Another fresh anonymous HTTP registry, the source of a copy (for tests that also use ``registry``)."""
+    with registry_factory() as server:
+        yield server
 
 
 @pytest.fixture
 def basic_registry(registry_factory: RegistryFactory) -> Iterator[RegistryServer]:
     """A fresh HTTP registry with htpasswd Basic auth (``user``/``pass``)."""
-    server = registry_factory(auth="basic")
-    yield server
-    server.stop()
+    with registry_factory(auth="basic") as server:
+        yield server
 
 
 @pytest.fixture
@@ -46,14 +55,41 @@ def bearer_registry(registry_factory: RegistryFactory) -> Iterator[RegistryServe
 
     Anonymous callers get pull-only tokens, as on Docker Hub.
     """
-    server = registry_factory(auth="bearer")
-    yield server
-    server.stop()
+    with registry_factory(auth="bearer") as server:
+        yield server
 
 
 @pytest.fixture
 def tls_registry(registry_factory: RegistryFactory) -> Iterator[RegistryServer]:
     """An ECR-like data plane: HTTPS (trust ``.ca_bundle``) with Basic auth ``AWS``/``ecr-test-password``."""
-    server = registry_factory(auth="basic", tls=True, username=ECR_USERNAME, password=ECR_PASSWORD)
-    yield server
-    server.stop()
+    with registry_factory(auth="basic", tls=True, username=ECR_USERNAME, password=ECR_PASSWORD) as server:
+        yield server
+
+
+@pytest.fixture
+def proxy_for() -> Iterator[Callable[..., FaultProxy]]:
+    """Start a :class:`FaultProxy` in front of a registry (or URL); every one started is stopped afterwards."""
+    started: list[FaultProxy] = []
+
+    def make(upstream: RegistryServer | str, **kwargs: object) -> FaultProxy:
+        url = upstream if isinstance(upstream, str) else upstream.url
+        proxy = FaultProxy(url, **kwargs).start()  # type: ignore[arg-type]
+        started.append(proxy)
+        return proxy
+
+    yield make
+    for proxy in started:
+        proxy.stop()
+
+
+@pytest.fixture
+def commit_github(monkeypatch: pytest.MonkeyPatch) -> Iterator[CommitFake]:
+    """A GitHub fake that accepts commits, and the environment of an Actions job pointing at it:
+    ``GITHUB_REPOSITORY`` ``octo/mirror`` (add it with ``add_repo``), its token and ``GITHUB_API_URL``."""
+    fake = CommitFake()
+    fake.start()
+    monkeypatch.setenv("GITHUB_REPOSITORY", "octo/mirror")
+    monkeypatch.setenv("GITHUB_TOKEN", COMMIT_TOKEN)
+    monkeypatch.setenv("GITHUB_API_URL", fake.base_url)
+    yield fake
+    fake.stop()

@@ -9,7 +9,6 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from bot import actions
-from bot.commands.merge_results import add_run_options, check_run_options, finish
 from bot.daily import (
     PullBudget,
     RepositoryPlan,
@@ -22,13 +21,13 @@ from bot.daily import (
 from bot.ecr import TargetClient, open_target_client
 from bot.errors import MappingError
 from bot.lists import ListKind, read_list
-from bot.options import add_config_options, config_from_args
+from bot.recording import RunLog, add_run_options, finish, run_config
 from bot.reference import Reference
-from bot.registry.factory import add_registry_options, platforms_from_args
+from bot.registry.factory import platforms_from_args
 from bot.registry.progress import Progress
 from bot.rules import Mapper
-from bot.shard import ALL, Results
-from bot.summary import FAILED, Row, row_for
+from bot.shard import ALL
+from bot.summary import FAILED, Row
 from bot.sync import sync
 
 DEFAULT_LIST = Path("mirror/required-images-daily.txt")
@@ -59,14 +58,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="pulls of a registry's rate limit (Docker Hub's ratelimit-remaining) left unspent (default: %(default)s)",
     )
     add_run_options(parser)
-    add_registry_options(parser)
-    add_config_options(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    check_run_options(args)
-    config = config_from_args(args)
+    config = run_config(args)
     mapper = Mapper(config)
     tag_filter = TagFilter.from_config(config.daily, source=config.source)
     shard = args.shard or ALL
@@ -80,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     with open_target_client(args, config) as target:
         target.client.transport.on_response = budget.observe
         daily = _Copier(args, mapper, target)
-        daily.failures.extend((f"{p.file}:{p.line}", p.message) for p in listing.problems if p.is_error)
+        daily.log.failures.extend((f"{p.file}:{p.line}", p.message) for p in listing.problems if p.is_error)
         for repository in repositories:
             try:  # an unknown or denied registry is refused before any request
                 mapper.target(repository)
@@ -99,15 +95,12 @@ def run(args: argparse.Namespace) -> int:
     if note:
         print(actions.safe_line(note), file=sys.stderr)
     if args.dry_run:
-        return 1 if daily.failures else 0
-    results = Results(
-        "daily", shard, tuple(daily.verified), tuple(daily.rows), (note,) if note else (), tuple(daily.failures)
-    )
-    return finish(results, args, "Daily new tags")
+        return 1 if daily.log.failures else 0
+    return finish(daily.log.results("daily", shard, (note,) if note else ()), args, "Daily new tags")
 
 
 class _Copier:
-    """Copies chosen tags of one repository at a time and collects rows, verified images and failures."""
+    """Copies chosen tags of one repository at a time and logs rows, verified images and failures."""
 
     def __init__(self, args: argparse.Namespace, mapper: Mapper, target: TargetClient) -> None:
         self.args = args
@@ -115,13 +108,11 @@ class _Copier:
         self.target = target
         self.platforms = platforms_from_args(args)
         self.progress = Progress.for_stream(sys.stderr)
-        self.rows: list[Row] = []
-        self.verified: list[Reference] = []
-        self.failures: list[tuple[str, str]] = []
+        self.log = RunLog()
 
     def failed(self, repository: Reference, reason: str) -> None:
-        self.rows.append(Row(str(repository), "-", result=FAILED, detail=reason))
-        self.failures.append((str(repository), reason))
+        self.log.rows.append(Row(str(repository), "-", result=FAILED, detail=reason))
+        self.log.failures.append((str(repository), reason))
 
     def copy(self, plan: RepositoryPlan, tags: Sequence[TagPlan]) -> None:
         why = {tag.tag: tag.reason or "" for tag in tags}
@@ -137,12 +128,7 @@ class _Copier:
         )
         for result in report.results:
             print(actions.safe_line(result.describe()))
-            reason = self.target.explain(result.reason or "failed") if not result.ok else None
-            self.rows.append(row_for(result, why.get(result.source.tag or "", ""), reason))
-            if reason is not None:
-                self.failures.append((str(result.source), reason))
-            elif result.verified:
-                self.verified.append(result.source.with_digest(result.target_digest))
+            self.log.add(result, self.target.explain, why.get(result.source.tag or "", ""))
 
 
 def _unique(refs: Iterable[Reference]) -> list[Reference]:

@@ -7,17 +7,14 @@ import sys
 from pathlib import Path
 
 from bot import actions
-from bot.commands.merge_results import add_run_options, check_run_options, finish
 from bot.ecr import open_target_client
 from bot.errors import UsageError
 from bot.lists import Entry, ListKind, MirroredIndex, read_list
-from bot.options import add_config_options, config_from_args
-from bot.reference import Reference
-from bot.registry.factory import add_registry_options, platforms_from_args
+from bot.recording import RunLog, add_run_options, finish, run_config
+from bot.registry.factory import platforms_from_args
 from bot.registry.progress import Progress
 from bot.rules import Mapper
-from bot.shard import ALL, Results
-from bot.summary import Row, row_for
+from bot.shard import ALL
 from bot.sync import SyncReport, pending, sync
 
 DEFAULT_LIST = Path("mirror/required-images.txt")
@@ -54,14 +51,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="check every entry at the target, also those the mirrored list already pins at the source's digest",
     )
     add_run_options(parser)
-    add_registry_options(parser)
-    add_config_options(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    check_run_options(args)
-    config = config_from_args(args)
+    config = run_config(args)
     if args.target:
         config = config.with_target_registry(args.target)
     mapper = Mapper(config)
@@ -69,14 +63,14 @@ def run(args: argparse.Namespace) -> int:
     shard = args.shard or ALL
     status = 0
     entries: list[Entry] = []
-    failures: list[tuple[str, str]] = []
+    log = RunLog()
     for path in args.lists or [DEFAULT_LIST]:
         listing = read_list(path, ListKind.REQUIRED)
         for problem in listing.problems:
             print(actions.safe_line(f"error: {problem}" if problem.is_error else str(problem)), file=sys.stderr)
             if problem.is_error:
                 status = 1
-                failures.append((f"{problem.file}:{problem.line}", problem.message))
+                log.failures.append((f"{problem.file}:{problem.line}", problem.message))
         entries.extend(entry for entry in listing.entries if shard.owns(entry.ref))
     if not entries and status == 0 and args.shard is None:
         raise UsageError("the list holds no images; nothing to copy")
@@ -95,18 +89,11 @@ def run(args: argparse.Namespace) -> int:
             prepare=target.prepare,
         )
         combined = SyncReport((*unchanged, *report.results), report.dry_run)
-        rows: list[Row] = []
-        verified: list[Reference] = []
         for result in combined.results:
-            reason = target.explain(result.reason or "failed") if not result.ok else None
-            rows.append(row_for(result, reason=reason))
-            if reason is not None:
-                failures.append((str(result.source), reason))
-            elif result.verified:
-                verified.append(result.source.with_digest(result.target_digest))
+            log.add(result, target.explain)
     for line in combined.summary_lines():
         print(actions.safe_line(line))
     if args.dry_run:
         return 0 if combined.ok and status == 0 else 1
-    recorded = finish(Results("sync", shard, tuple(verified), tuple(rows), (), tuple(failures)), args, "Sync")
+    recorded = finish(log.results("sync", shard), args, "Sync")
     return 1 if recorded or status or not combined.ok else 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -111,22 +112,49 @@ def platforms_from_args(args: argparse.Namespace) -> tuple[Platform, ...] | None
     return tuple(result)
 
 
+@dataclass(frozen=True, slots=True)
+class ClientOptions:
+    """The checked registry options of a command (:func:`add_registry_options`) that shape its client."""
+
+    endpoints: Mapping[str, str]
+    verify: bool | str
+    insecure_registries: tuple[str, ...]
+    concurrency: int
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> ClientOptions:
+        """``--endpoint HOST=URL``, ``--ca-bundle``, ``--insecure-registry`` and ``--concurrency``, checked."""
+        if args.concurrency < 1:
+            raise UsageError("--concurrency must be 1 or more")
+        endpoints: dict[str, str] = {}
+        for item in args.endpoint:
+            host, sep, url = item.partition("=")
+            if not sep or not host or not url.startswith(("http://", "https://")):
+                raise UsageError(f"--endpoint {item!r}: write HOST=URL, e.g. registry.example=https://127.0.0.1:5443")
+            endpoints[host] = url
+        if args.ca_bundle is not None and not args.ca_bundle.is_file():
+            raise UsageError(f"--ca-bundle {args.ca_bundle}: no such file")
+        return cls(
+            endpoints=endpoints,
+            verify=str(args.ca_bundle) if args.ca_bundle else True,
+            insecure_registries=tuple(args.insecure_registry),
+            concurrency=args.concurrency,
+        )
+
+    def build(
+        self, config: Config, *, credentials: Credentials | None = None, extra_hosts: Iterable[str] = ()
+    ) -> RegistryClient:
+        """:func:`build_client` with these options."""
+        return build_client(
+            config,
+            credentials=credentials,
+            endpoints=self.endpoints,
+            verify=self.verify,
+            insecure_registries=self.insecure_registries,
+            extra_hosts=extra_hosts,
+            concurrency=self.concurrency,
+        )
+
+
 def client_from_args(args: argparse.Namespace, config: Config, extra_hosts: Iterable[str] = ()) -> RegistryClient:
-    if args.concurrency < 1:
-        raise UsageError("--concurrency must be 1 or more")
-    endpoints: dict[str, str] = {}
-    for item in args.endpoint:
-        host, sep, url = item.partition("=")
-        if not sep or not host or not url.startswith(("http://", "https://")):
-            raise UsageError(f"--endpoint {item!r}: write HOST=URL, e.g. registry.example=https://127.0.0.1:5443")
-        endpoints[host] = url
-    if args.ca_bundle is not None and not args.ca_bundle.is_file():
-        raise UsageError(f"--ca-bundle {args.ca_bundle}: no such file")
-    return build_client(
-        config,
-        endpoints=endpoints,
-        verify=str(args.ca_bundle) if args.ca_bundle else True,
-        insecure_registries=args.insecure_registry,
-        extra_hosts=extra_hosts,
-        concurrency=args.concurrency,
-    )
+    return ClientOptions.from_args(args).build(config, extra_hosts=extra_hosts)

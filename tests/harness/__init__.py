@@ -4,4 +4,9 @@
 - ``tests.harness.tokenserver``: ``TokenServer`` (Bearer auth)
 - ``tests.harness.images``: ``push_image`` and assertion helpers
 - ``tests.harness.proxy``: ``CountingProxy`` (request/byte counts, fault injection)
+- ``tests.harness.fault_proxy``: ``FaultProxy`` (429/503 answers, blob redirects, relative locations, paginated tags)
+- ``tests.harness.github_fake``: ``GitHubFake`` and ``CommitFake`` (the GitHub REST API for PyGithub)
+- ``tests.harness.mirror_repo``: ``setup_repo``, ``mirrored_lines`` (the ``mirror/`` folder of a checkout)
+- ``tests.harness.fake_upstream``: ``RecordingUpstream``, ``facts`` (validate-pr without a registry)
+- ``tests.harness.rewrite_policy``: ``MIRRORED``, ``policy`` (a rewrite policy over a sample mirrored list)
 """

@@ -24,7 +24,8 @@ the pull with ``head_repo="mallory/mirror"``. As on GitHub, a fork's commits can
 repository with ``?ref=<sha>``.
 
 Writes: ``PUT /contents`` checks the blob ``sha`` (a stale one answers 409), and ``protect_branch`` makes
-writes to a branch answer 403 or 422 with GitHub's message.
+writes to a branch answer 403 or 422 with GitHub's message. :class:`CommitFake` adds what the bot's
+commit-back needs: branch creation and a hook that runs before a contents write (a concurrent commit).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import itertools
 import json
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -675,3 +677,33 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_DELETE(self) -> None:
         self._serve("DELETE")
+
+
+COMMIT_TOKEN = "ghs_commit_test"
+
+
+class CommitFake(GitHubFake):
+    """The fake plus ``POST /git/refs`` (branch creation) and a hook that runs before a contents write."""
+
+    def __init__(self) -> None:
+        super().__init__(token=COMMIT_TOKEN)
+        self.before_put: list[Callable[[], object]] = []
+
+    def handle(self, method: str, path: str, query: dict[str, list[str]], body: dict[str, Any]) -> tuple[int, Any]:
+        refs = re.fullmatch(r"/repos/([^/]+)/([^/]+)/git/refs", path)
+        if method == "POST" and refs:
+            with self.lock:
+                repo = self._repo(*refs.groups())
+                branch = str(body["ref"]).removeprefix("refs/heads/")
+                if branch in repo.branches:
+                    raise FakeError(422, "Reference already exists")
+                repo.branches[branch] = str(body["sha"])
+                api = f"{self.base_url}/repos/{repo.full_name}"
+                return 201, {
+                    "ref": body["ref"],
+                    "url": f"{api}/git/refs/heads/{branch}",
+                    "object": {"type": "commit", "sha": body["sha"], "url": f"{api}/git/commits/{body['sha']}"},
+                }
+        if method == "PUT" and "/contents/" in path and self.before_put:
+            self.before_put.pop(0)()
+        return super().handle(method, path, query, body)

@@ -14,11 +14,9 @@ from bot.registry.auth import Credentials
 from bot.registry.client import RegistryClient
 from bot.registry.models import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, sha256_digest
 from bot.registry.transport import Transport, TransportSettings
+from tests.harness.fault_proxy import FaultProxy
 from tests.harness.images import Kind, get_manifest, list_tags, push_image
 from tests.harness.registry import RegistryServer
-from tests.integration.test_transport import FaultProxy, proxy_for
-
-__all__ = ["proxy_for"]  # the fixture, shared with the transport tests
 
 
 def _client(credentials: Credentials | None = None) -> RegistryClient:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 from github import Auth, Github
@@ -14,41 +12,14 @@ from bot.commit import COMMITTED, PULL_REQUEST, UNCHANGED, commit_file, reposito
 from bot.errors import GitHubError
 from bot.reference import parse_reference
 from bot.shard import merge_mirrored
-from tests.harness.github_fake import FakeError, GitHubFake
+from tests.harness.github_fake import COMMIT_TOKEN, CommitFake
 
 REPO = "octo/mirror"
 PATH = "mirror/mirrored-images.txt"
-TOKEN = "ghs_commit_test"
+TOKEN = COMMIT_TOKEN
 NGINX = "nginx:1.25@sha256:" + "1" * 64
 REDIS = "redis:7@sha256:" + "2" * 64
 BUSYBOX = "busybox:1.36@sha256:" + "3" * 64
-
-
-class CommitFake(GitHubFake):
-    """The fake plus ``POST /git/refs`` (branch creation) and a hook that runs before a contents write."""
-
-    def __init__(self) -> None:
-        super().__init__(token=TOKEN)
-        self.before_put: list[Callable[[], object]] = []
-
-    def handle(self, method: str, path: str, query: dict[str, list[str]], body: dict[str, Any]) -> tuple[int, Any]:
-        refs = re.fullmatch(r"/repos/([^/]+)/([^/]+)/git/refs", path)
-        if method == "POST" and refs:
-            with self.lock:
-                repo = self._repo(*refs.groups())
-                branch = str(body["ref"]).removeprefix("refs/heads/")
-                if branch in repo.branches:
-                    raise FakeError(422, "Reference already exists")
-                repo.branches[branch] = str(body["sha"])
-                api = f"{self.base_url}/repos/{repo.full_name}"
-                return 201, {
-                    "ref": body["ref"],
-                    "url": f"{api}/git/refs/heads/{branch}",
-                    "object": {"type": "commit", "sha": body["sha"], "url": f"{api}/git/commits/{body['sha']}"},
-                }
-        if method == "PUT" and "/contents/" in path and self.before_put:
-            self.before_put.pop(0)()
-        return super().handle(method, path, query, body)
 
 
 @pytest.fixture

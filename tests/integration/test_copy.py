@@ -32,24 +32,15 @@ from tests.harness.images import (
     push_image,
 )
 from tests.harness.proxy import CountingProxy, Fault, FaultRule
-from tests.harness.registry import RegistryFactory, RegistryServer
+from tests.harness.registry import RegistryServer
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def source(registry_factory: RegistryFactory) -> Iterator[RegistryServer]:
-    server = registry_factory()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def target(registry_factory: RegistryFactory) -> Iterator[RegistryServer]:
-    """The target needs credentials to push (Bearer, like a private registry)."""
-    server = registry_factory(auth="bearer")
-    yield server
-    server.stop()
+def target(bearer_registry: RegistryServer) -> RegistryServer:
+    """The target needs credentials to push (Bearer, like a private registry); ``source`` is anonymous."""
+    return bearer_registry
 
 
 @pytest.fixture

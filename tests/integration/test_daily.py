@@ -5,34 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
 from bot.cli import main
 from bot.config import DailyConfig
 from bot.daily import TagFilter, plan_repository
 from bot.reference import parse_reference
 from bot.registry.client import RegistryClient
+from tests.harness.fault_proxy import FaultProxy
+from tests.harness.github_fake import CommitFake
 from tests.harness.images import get_manifest_digest, list_tags, push_image
+from tests.harness.mirror_repo import mirrored_lines, setup_repo
 from tests.harness.proxy import CountingProxy, Fault, FaultRule
 from tests.harness.registry import RegistryFactory, RegistryServer
-from tests.integration.test_commit_back import CommitFake
-from tests.integration.test_transport import FaultProxy
 
 TAGS = ("1.0", "1.1", "2.0-beta.1", "2.0-rc1", "latest")
-
-
-def setup_repo(root: Path, upstream: str, target: str, repositories: list[str], **daily: object) -> None:
-    mirror = root / "mirror"
-    mirror.mkdir(exist_ok=True)
-    config = {"target": {"registry": target}, "rules": [{"source": upstream, "target": "up"}], "daily": daily}
-    (mirror / "config.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    lines = "".join(f"{upstream}/{name}\n" for name in repositories)
-    (mirror / "required-images-daily.txt").write_text("# daily\n" + lines, encoding="utf-8")
-
-
-def mirrored_lines(root: Path) -> list[str]:
-    path = root / "mirror" / "mirrored-images.txt"
-    return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
 
 
 @pytest.fixture
@@ -209,23 +195,20 @@ def test_a_no_op_run_on_a_token_registry_costs_few_requests_per_repository(
 
 
 def test_daily_commits_the_updated_list(
-    upstream: RegistryServer, registry: RegistryServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    upstream: RegistryServer,
+    registry: RegistryServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    commit_github: CommitFake,
 ) -> None:
-    fake = CommitFake()
-    fake.start()
-    try:
-        fake.add_repo("octo/mirror", files={"mirror/mirrored-images.txt": b""})
-        monkeypatch.chdir(tmp_path)
-        monkeypatch.setenv("GITHUB_REPOSITORY", "octo/mirror")
-        monkeypatch.setenv("GITHUB_TOKEN", "ghs_commit_test")
-        monkeypatch.setenv("GITHUB_API_URL", fake.base_url)
-        setup_repo(tmp_path, upstream.host, registry.host, ["team/app"])
-        assert main(["daily", "--commit"]) == 0
-        committed = (fake.file("octo/mirror", "mirror/mirrored-images.txt") or b"").decode().splitlines()
-        assert committed == mirrored_lines(tmp_path)
-        assert len(committed) == 3
-        message = fake.commits[fake.repos["octo/mirror"].branches["main"]].message
-        assert message.startswith("Record 3 mirrored images in mirror/mirrored-images.txt")
-        assert message.endswith("[skip ci]")
-    finally:
-        fake.stop()
+    fake = commit_github
+    fake.add_repo("octo/mirror", files={"mirror/mirrored-images.txt": b""})
+    monkeypatch.chdir(tmp_path)
+    setup_repo(tmp_path, upstream.host, registry.host, ["team/app"])
+    assert main(["daily", "--commit"]) == 0
+    committed = (fake.file("octo/mirror", "mirror/mirrored-images.txt") or b"").decode().splitlines()
+    assert committed == mirrored_lines(tmp_path)
+    assert len(committed) == 3
+    message = fake.commits[fake.repos["octo/mirror"].branches["main"]].message
+    assert message.startswith("Record 3 mirrored images in mirror/mirrored-images.txt")
+    assert message.endswith("[skip ci]")

@@ -32,10 +32,10 @@ from bot.ecr import (
 )
 from bot.errors import AwsError
 from bot.registry.auth import Credentials, Login, env_key
+from tests.harness.github_fake import CommitFake
 from tests.harness.images import RegistryClient as HarnessClient
 from tests.harness.images import get_manifest_digest, list_tags, push_image
 from tests.harness.registry import RegistryFactory, RegistryServer
-from tests.integration.test_commit_back import CommitFake
 
 if TYPE_CHECKING:
     from mypy_boto3_ecr import ECRClient
@@ -362,6 +362,7 @@ def test_sync_into_ecr_records_verified_images_and_commits_back(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    commit_github: CommitFake,
 ) -> None:
     data_plane = registry_factory(auth="basic", tls=True, username="AWS", password=MOTO_PASSWORD, accesslog=True)
     web = push_image(registry, "library/web", "1.0", layers=(50_000,))
@@ -374,8 +375,7 @@ def test_sync_into_ecr_records_verified_images_and_commits_back(
         f"{registry.host}/library/web:1.0\n{registry.host}/team/tool:2  # note\n{registry.host}/team/missing:9\n",
         encoding="utf-8",
     )
-    github = CommitFake()
-    github.start()
+    github = commit_github
     github.add_repo("octo/mirror", files={"mirror/mirrored-images.txt": f"{other}\n".encode()})
     # Someone else records an image between the bot's read and its write: the commit is retried.
     concurrent = "ghcr.io/raced/in:1@sha256:" + "d" * 64
@@ -387,9 +387,6 @@ def test_sync_into_ecr_records_verified_images_and_commits_back(
     summary = tmp_path / "summary.md"
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    monkeypatch.setenv("GITHUB_REPOSITORY", "octo/mirror")
-    monkeypatch.setenv("GITHUB_TOKEN", "ghs_commit_test")
-    monkeypatch.setenv("GITHUB_API_URL", github.base_url)
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
     try:
         argv = ["sync", "--ca-bundle", str(data_plane.ca_bundle), "--commit"]
@@ -433,7 +430,6 @@ def test_sync_into_ecr_records_verified_images_and_commits_back(
         assert "mirror/mirrored-images.txt is unchanged; nothing to commit" in summary.read_text(encoding="utf-8")
         assert len(github.requests_to("PUT", r"/repos/octo/mirror/contents/.*")) == 2
     finally:
-        github.stop()
         data_plane.stop()
 
 

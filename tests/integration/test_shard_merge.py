@@ -13,10 +13,10 @@ import yaml
 from bot.cli import main
 from bot.reference import parse_reference
 from bot.shard import shard_of
+from tests.harness.github_fake import CommitFake
 from tests.harness.images import push_image
+from tests.harness.mirror_repo import mirrored_lines, setup_repo
 from tests.harness.registry import RegistryFactory, RegistryServer
-from tests.integration.test_commit_back import CommitFake
-from tests.integration.test_daily import mirrored_lines, setup_repo
 
 REPOSITORIES = ["team/a", "team/b", "team/c", "tools/d", "tools/e", "tools/f"]
 SHARDS = 3
@@ -85,32 +85,29 @@ def test_a_missing_shard_fails_the_merge_but_records_the_rest(
 
 
 def test_merge_results_commits_once(
-    upstream: RegistryServer, registry: RegistryServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    upstream: RegistryServer,
+    registry: RegistryServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    commit_github: CommitFake,
 ) -> None:
-    fake = CommitFake()
-    fake.start()
-    try:
-        fake.add_repo("octo/mirror", files={"mirror/mirrored-images.txt": b"quay.io/x/y:1\n"})
-        monkeypatch.chdir(tmp_path)
-        monkeypatch.setenv("GITHUB_REPOSITORY", "octo/mirror")
-        monkeypatch.setenv("GITHUB_TOKEN", "ghs_commit_test")
-        monkeypatch.setenv("GITHUB_API_URL", fake.base_url)
-        setup_repo(tmp_path, upstream.host, registry.host, REPOSITORIES)
-        files = [f"r{index}.json" for index in (1, 2)]
-        for index, name in enumerate(files, start=1):
-            assert main(["daily", "--shard", f"{index}/2", "--results", name]) == 0
-        assert main(["merge-results", "--commit", *files]) == 0
-        puts = fake.requests_to("PUT", r"/repos/octo/mirror/contents/mirror/mirrored-images\.txt")
-        assert len(puts) == 1
-        committed = (fake.file("octo/mirror", "mirror/mirrored-images.txt") or b"").decode().splitlines()
-        assert committed == sorted([*mirrored_lines(tmp_path), "quay.io/x/y:1"])
-        head = fake.commits[fake.repos["octo/mirror"].branches["main"]]
-        assert head.message.startswith("Record 12 mirrored images in mirror/mirrored-images.txt")
-        # Merging again changes nothing and commits nothing.
-        assert main(["merge-results", "--commit", *files]) == 0
-        assert len(fake.requests_to("PUT", r"/repos/octo/mirror/contents/.*")) == 1
-    finally:
-        fake.stop()
+    fake = commit_github
+    fake.add_repo("octo/mirror", files={"mirror/mirrored-images.txt": b"quay.io/x/y:1\n"})
+    monkeypatch.chdir(tmp_path)
+    setup_repo(tmp_path, upstream.host, registry.host, REPOSITORIES)
+    files = [f"r{index}.json" for index in (1, 2)]
+    for index, name in enumerate(files, start=1):
+        assert main(["daily", "--shard", f"{index}/2", "--results", name]) == 0
+    assert main(["merge-results", "--commit", *files]) == 0
+    puts = fake.requests_to("PUT", r"/repos/octo/mirror/contents/mirror/mirrored-images\.txt")
+    assert len(puts) == 1
+    committed = (fake.file("octo/mirror", "mirror/mirrored-images.txt") or b"").decode().splitlines()
+    assert committed == sorted([*mirrored_lines(tmp_path), "quay.io/x/y:1"])
+    head = fake.commits[fake.repos["octo/mirror"].branches["main"]]
+    assert head.message.startswith("Record 12 mirrored images in mirror/mirrored-images.txt")
+    # Merging again changes nothing and commits nothing.
+    assert main(["merge-results", "--commit", *files]) == 0
+    assert len(fake.requests_to("PUT", r"/repos/octo/mirror/contents/.*")) == 1
 
 
 def test_sharded_sync_merges_to_the_unsharded_result(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,17 +21,9 @@ from tests.harness.registry import RegistryFactory, RegistryServer
 
 
 @pytest.fixture
-def source(registry_factory: RegistryFactory) -> Iterator[RegistryServer]:
-    server = registry_factory()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def target(registry_factory: RegistryFactory) -> Iterator[RegistryServer]:
-    server = registry_factory(auth="basic")
-    yield server
-    server.stop()
+def target(basic_registry: RegistryServer) -> RegistryServer:
+    """The target needs credentials to push (``user``/``pass``); ``source`` is anonymous."""
+    return basic_registry
 
 
 @pytest.fixture

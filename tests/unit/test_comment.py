@@ -11,10 +11,11 @@ from hypothesis import strategies as st
 
 from bot.config import Config, Limits
 from bot.lists import ListKind, MirroredIndex
-from bot.render import MARKER, MAX_COMMENT_CHARS, escape_markdown, render_comment, render_report
+from bot.markdown import escape_markdown
+from bot.render import MARKER, MAX_COMMENT_CHARS, render_comment, render_report
 from bot.rules import Mapper
 from bot.validate import ImageFacts, ListChange, ValidationResult, validate_changes
-from tests.unit.test_validate import RecordingUpstream, facts
+from tests.harness.fake_upstream import RecordingUpstream, facts
 
 REQUIRED = "mirror/required-images.txt"
 

@@ -10,7 +10,7 @@ import yaml
 from bot.cli import main
 from bot.config import DEFAULT_TARGET_REGISTRY
 from bot.reference import parse_reference
-from tests.unit.test_rewrite import MIRRORED
+from tests.harness.rewrite_policy import MIRRORED
 
 R = DEFAULT_TARGET_REGISTRY
 

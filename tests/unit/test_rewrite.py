@@ -10,27 +10,15 @@ import yaml
 
 from bot.cli import main
 from bot.config import DEFAULT_TARGET_REGISTRY, Config
-from bot.lists import ListKind, MirroredIndex, parse_list
+from bot.lists import MirroredIndex
 from bot.rewrite.files import rewrite_text
 from bot.rewrite.policy import Mode, Policy, Status, decide
 from bot.rewrite.sites import FileKind
 from bot.rules import Mapper
+from tests.harness.rewrite_policy import DIGEST, MIRRORED, policy
 
 R = DEFAULT_TARGET_REGISTRY
-DIGEST = "sha256:" + "1" * 64
 OTHER = "sha256:" + "2" * 64
-MIRRORED = f"""nginx:1.25.3@{DIGEST}
-nginx:1.25.3@sha256:{"3" * 64}
-quay.io/calico/node:v3.27.0@sha256:{"4" * 64}
-registry.k8s.io/pause:3.9@sha256:{"5" * 64}
-busybox:1.36@sha256:{"6" * 64}
-docker.io/bitnami/redis:7.2.4@sha256:{"7" * 64}
-"""
-
-
-def policy(mode: Mode = Mode.MIRRORED, mirrored: str = MIRRORED) -> Policy:
-    entries = parse_list(mirrored, "mirrored-images.txt", ListKind.MIRRORED).entries
-    return Policy(Mapper(Config()), MirroredIndex(entries), mode)
 
 
 def images_after(text: str, path: str = "x.yaml", mode: Mode = Mode.MIRRORED) -> list[str]:

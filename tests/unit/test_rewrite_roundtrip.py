@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from bot.config import DEFAULT_TARGET_REGISTRY
 from bot.rewrite.files import rewrite_text
 from bot.rewrite.policy import Status
-from tests.unit.test_rewrite import policy
+from tests.harness.rewrite_policy import policy
 
 R = DEFAULT_TARGET_REGISTRY
 NGINX = f"{R}/dockerhub/nginx:1.25.3"

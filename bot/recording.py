@@ -1,0 +1,178 @@
+"""How a copying run ends: the mirrored list, the job summary and the commit, or a results file of a shard.
+
+``sync``, ``daily`` and ``merge-results`` all end in :func:`record` (or :func:`finish`), so an unsharded run and
+a merge of shards write the list, the summary and the commit the same way. The options those commands share
+live here too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bot import actions
+from bot.commit import commit_file, repository_from_environment
+from bot.config import Config
+from bot.errors import GitHubError, ListFileError, UsageError
+from bot.options import add_config_options, config_from_args
+from bot.reference import Reference
+from bot.registry.factory import add_registry_options
+from bot.shard import Results, Shard, merge_mirrored, merge_results, parse_shard, write_results
+from bot.summary import Row, render, row_for
+
+if TYPE_CHECKING:
+    from bot.sync import ImageResult
+
+DEFAULT_MIRRORED = Path("mirror/mirrored-images.txt")
+MAX_LISTED = 30
+
+
+def add_record_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--mirrored",
+        type=Path,
+        default=DEFAULT_MIRRORED,
+        metavar="FILE",
+        help="the mirrored list to update (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--commit",
+        action="store_true",
+        help="commit the updated list to the default branch through the GitHub API (needs GITHUB_TOKEN, "
+        "GITHUB_REPOSITORY; a protected branch gets a pull request instead)",
+    )
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """Options of the commands that copy (``sync``, ``daily``): recording, committing, sharding, the registries
+    and the config."""
+    add_record_options(parser)
+    parser.add_argument(
+        "--shard",
+        type=_shard_argument,
+        default=None,
+        metavar="K/N",
+        help="handle only the repositories of shard K of N (1-based; every tag of a repository stays on one "
+        "shard); use with --results and merge the files with 'merge-results'",
+    )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write what this run verified and what failed to FILE (JSON) instead of updating the mirrored list",
+    )
+    add_registry_options(parser)
+    add_config_options(parser)
+
+
+def run_config(args: argparse.Namespace) -> Config:
+    """The config of a copying run, after refusing option combinations before anything is copied."""
+    if args.commit and args.results is not None:
+        raise UsageError("--commit and --results do not go together: commit once with 'merge-results --commit'")
+    return config_from_args(args)
+
+
+def _shard_argument(text: str) -> Shard:
+    try:
+        return parse_shard(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(exc.message.removeprefix(f"--shard {text!r}: ")) from None
+
+
+@dataclass
+class RunLog:
+    """What a copying run collects for :func:`finish`: summary rows, verified images and failures."""
+
+    rows: list[Row] = field(default_factory=list)
+    verified: list[Reference] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, result: ImageResult, explain: Callable[[str], str], detail: str = "") -> None:
+        """One image's outcome; ``explain`` completes a failure's reason (e.g. the IAM action ECR wants)."""
+        reason = explain(result.reason or "failed") if not result.ok else None
+        self.rows.append(row_for(result, detail, reason))
+        if reason is not None:
+            self.failures.append((str(result.source), reason))
+        elif result.verified:
+            self.verified.append(result.source.with_digest(result.target_digest))
+
+    def results(self, command: str, shard: Shard, notes: Sequence[str] = ()) -> Results:
+        return Results(command, shard, tuple(self.verified), tuple(self.rows), tuple(notes), tuple(self.failures))
+
+
+def finish(results: Results, args: argparse.Namespace, title: str) -> int:
+    """End a copying run: a results file for ``merge-results``, or the mirrored list, summary and commit."""
+    if args.results is None:
+        return record([results], mirrored=args.mirrored, commit=args.commit, title=title)
+    write_results(args.results, results)
+    for image, reason in results.failures:
+        print(actions.safe_line(f"FAILED {image}: {reason}"), file=sys.stderr)
+    print(f"{args.results}: {len(results.mirrored)} verified images, {len(results.failures)} failures")
+    actions.append_summary(render(f"{title} (shard {results.shard})", results.rows, results.notes))
+    return 1 if results.failures else 0
+
+
+def record(results: Sequence[Results], *, mirrored: Path, commit: bool, title: str) -> int:
+    """Write the verified images into ``mirrored``, report failures, summarise, commit; the exit status."""
+    merged = merge_results(results)
+    notes = list(merged.notes)
+    try:
+        existing = mirrored.read_text(encoding="utf-8") if mirrored.exists() else ""
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ListFileError(f"{mirrored}: cannot read the mirrored list: {exc}") from exc
+    updated = merge_mirrored(existing, merged.mirrored)
+    if updated != existing:
+        mirrored.parent.mkdir(parents=True, exist_ok=True)
+        temporary = mirrored.with_name(f".{mirrored.name}.tmp")
+        temporary.write_text(updated, encoding="utf-8", newline="\n")
+        temporary.replace(mirrored)
+        print(f"{mirrored}: recorded {len(set(map(str, merged.mirrored)))} verified images")
+    commit_failed = False
+    if commit:
+        path = _repository_path(mirrored)
+        try:
+            outcome = commit_file(
+                repository_from_environment(),
+                path,
+                lambda text: merge_mirrored(text, merged.mirrored),
+                commit_message(merged.mirrored, path),
+            )
+        except GitHubError as exc:
+            commit_failed = True
+            notes.append(f"not committed: {exc}")
+        else:
+            notes.append(outcome.describe(path))
+    for shard in merged.missing:
+        notes.append(f"shard {shard} sent no results file; its images are not recorded (run it again)")
+    for image, reason in merged.failures:
+        print(actions.safe_line(f"FAILED {image}: {reason}"), file=sys.stderr)
+        if actions.in_actions():
+            print(actions.annotation("error", f"{image}: {reason}", title="image not mirrored"))
+    for note in notes:
+        print(actions.safe_line(note), file=sys.stderr)
+    actions.append_summary(render(title, merged.rows, notes))
+    return 1 if merged.failures or merged.missing or commit_failed else 0
+
+
+def commit_message(refs: Sequence[Reference], path: str) -> str:
+    lines = sorted({str(ref) for ref in refs})
+    head = f"Record {len(lines)} mirrored image{'s' if len(lines) != 1 else ''} in {path}"
+    body = lines[:MAX_LISTED]
+    if len(lines) > MAX_LISTED:
+        body.append(f"... and {len(lines) - MAX_LISTED} more")
+    return head + "\n\n" + "\n".join(body)
+
+
+def _repository_path(path: Path) -> str:
+    """``path`` relative to the checkout (the working directory), as the contents API names it."""
+    if path.is_absolute():
+        try:
+            return path.relative_to(Path.cwd()).as_posix()
+        except ValueError:
+            raise ListFileError(f"{path}: --commit needs the mirrored list inside the repository checkout") from None
+    return path.as_posix()
