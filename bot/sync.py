@@ -8,6 +8,7 @@ credentials and the allow-list. Nothing here writes files: callers write ``mirro
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -192,37 +193,53 @@ def _verify(client: RegistryClient, target: ImageLocation, copy: CopyResult) -> 
     return True, None
 
 
+_DELETED_UPSTREAM = "deleted upstream"
+
+
 def pending(
-    refs: Iterable[Reference], mirrored: MirroredIndex, mapper: Mapper, client: RegistryClient
+    refs: Iterable[Reference],
+    mirrored: MirroredIndex,
+    mapper: Mapper,
+    client: RegistryClient,
+    concurrency: int = 8,
 ) -> tuple[list[Reference], list[ImageResult]]:
     """Split requests into those to copy and those already mirrored at the digest upstream has now.
 
     A request is left out when its line in mirrored-images.txt pins the digest the source has: a request
     pinned ``@sha256:`` is compared without any request, a tag with one ``HEAD`` to the source (no pull on
-    Docker Hub); a tag that no longer exists upstream keeps its recorded image. Everything else (not listed,
-    unpinned, moved, or the HEAD failed) is copied, and the copy reports what goes wrong.
+    Docker Hub; ``concurrency`` of them at once); a tag that no longer exists upstream keeps its recorded
+    image. Everything else (not listed, unpinned, moved, or the HEAD failed) is copied, and the copy reports
+    what goes wrong. Both lists keep the input order.
     """
+    unique: dict[tuple[str, str, str | None, str | None], Reference] = {}
+    for ref in refs:
+        unique.setdefault(ref.identity(), ref)
+    pinned_refs = [(ref, entry.ref.digest) for ref in unique.values() if (entry := mirrored.find(ref)) is not None]
+    to_head = [ref for ref, pinned in pinned_refs if pinned is not None and ref.digest is None]
+
+    def head(ref: Reference) -> str | None:
+        """The digest upstream has now; ``None`` when it cannot be told (the copy will say why)."""
+        try:
+            found = client.head_manifest(ref.host, ref.repository, ref.effective_tag or "latest")
+        except BotError:
+            return None
+        return found.digest if found is not None else _DELETED_UPSTREAM
+
+    with ThreadPoolExecutor(max(1, min(concurrency, len(to_head) or 1))) as pool:
+        upstream = dict(zip(to_head, pool.map(head, to_head), strict=True))
+
     copy: list[Reference] = []
     unchanged: list[ImageResult] = []
-    seen: set[tuple[str, str, str | None, str | None]] = set()
-    for ref in refs:
-        if ref.identity() in seen:
-            continue
-        seen.add(ref.identity())
-        entry = mirrored.find(ref)
-        pinned = entry.ref.digest if entry is not None else None
+    pins = dict(pinned_refs)
+    for ref in unique.values():
+        pinned = pins.get(ref)
         if pinned is None:
             copy.append(ref)
             continue
-        current = ref.digest
-        if current is None:
-            try:
-                found = client.head_manifest(ref.host, ref.repository, ref.effective_tag or "latest")
-            except BotError:
-                copy.append(ref)
-                continue
-            # A tag deleted upstream stays mirrored as recorded: nothing to copy, nothing failed.
-            current = found.digest if found is not None else pinned
+        current = ref.digest or upstream[ref]
+        # A tag deleted upstream stays mirrored as recorded: nothing to copy, nothing failed.
+        if current == _DELETED_UPSTREAM:
+            current = pinned
         try:
             target = mapper.target(ref)
         except BotError:

@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     mirrored = MirroredIndex(() if args.all else read_list(args.mirrored, ListKind.MIRRORED, missing_ok=True).entries)
     progress = Progress.for_stream(sys.stderr)
     with open_target_client(args, config) as target:
-        copy, unchanged = pending([entry.ref for entry in entries], mirrored, mapper, target.client)
+        copy, unchanged = pending([entry.ref for entry in entries], mirrored, mapper, target.client, args.concurrency)
         report = sync(
             copy,
             mapper,

@@ -10,11 +10,12 @@ import pytest
 from bot.cli import main
 from bot.config import parse_config
 from bot.errors import AwsError
+from bot.lists import MirroredIndex, parse_list
 from bot.reference import parse_reference
 from bot.registry.auth import Credentials
 from bot.registry.factory import build_client
 from bot.rules import Mapper, Target
-from bot.sync import sync
+from bot.sync import pending, sync
 from tests.harness.images import get_manifest, get_manifest_digest, list_repositories, push_image
 from tests.harness.proxy import CountingProxy
 from tests.harness.registry import RegistryFactory, RegistryServer
@@ -185,3 +186,33 @@ def test_sync_use_case_returns_data_and_runs_prepare(
     with build_client(config, credentials=credentials) as client:
         again = sync(entries[:1], Mapper(config), client, prepare=prepare)
     assert again.results[0].skipped and prepared == []
+
+
+def test_pending_heads_pinned_tags_once_and_keeps_the_order(source: RegistryServer, tmp_path: Path) -> None:
+    same = push_image(source, "team/same", "1", seed=1)
+    moved = push_image(source, "team/moved", "1", seed=2)
+    old = push_image(source, "team/moved", "0", seed=3)
+    with CountingProxy(source) as proxy:
+        host = proxy.host
+        config = parse_config({"target": {"registry": "mirror.example"}, "rules": [{"source": host, "target": "m"}]})
+        client = build_client(config, credentials=Credentials())
+        refs = [
+            parse_reference(f"{host}/team/new:1"),  # not mirrored yet: copied without asking
+            parse_reference(f"{host}/team/moved:1"),  # pinned at an older digest: copied again
+            parse_reference(f"{host}/team/same:1"),  # pinned at today's digest: unchanged
+            parse_reference(f"{host}/team/gone:1"),  # pinned, deleted upstream: kept as recorded
+            parse_reference(f"{host}/team/same:1"),  # a duplicate: counted once
+        ]
+        mirrored = MirroredIndex(
+            parse_list(
+                f"{host}/team/moved:1@{old.digest}\n{host}/team/same:1@{same.digest}\n"
+                f"{host}/team/gone:1@{moved.digest}\n",
+                "mirrored-images.txt",
+            ).entries
+        )
+        copy, unchanged = pending(refs, mirrored, Mapper(config), client, concurrency=4)
+        heads = proxy.count(method="HEAD", path=r"/v2/.+/manifests/")
+    assert [str(ref) for ref in copy] == [f"{host}/team/new:1", f"{host}/team/moved:1"]
+    assert [str(result.source) for result in unchanged] == [f"{host}/team/same:1", f"{host}/team/gone:1"]
+    assert [result.target_digest for result in unchanged] == [same.digest, moved.digest]
+    assert heads == 3  # moved, same and gone; never the unlisted one nor the duplicate
