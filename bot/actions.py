@@ -28,8 +28,11 @@ def escape_property(value: str) -> str:
 
 
 def safe_line(value: str) -> str:
-    """Plain log text that cannot be read as a workflow command (no line breaks, no leading ``::``)."""
-    value = escape_data(value)
+    """Plain log text that cannot be read as a workflow command (no line breaks, no leading ``::``).
+
+    ``%`` stays as written: only a workflow command's data is decoded, and people read this line.
+    """
+    value = value.replace("\r", "%0D").replace("\n", "%0A")
     return f" {value}" if value.lstrip().startswith("::") else value
 
 

@@ -132,9 +132,11 @@ def _write(repo: Repository, path: str, message: str, content: str, *, sha: str 
 
 
 def _is_conflict(exc: Exception) -> bool:
-    """A stale blob sha: the file changed between our read and our write."""
+    """A stale blob sha: the file changed (or was created) between our read and our write."""
     status = getattr(exc, "status", None)
     text = _message(exc).lower()
+    if status == 422 and '"sha" wasn' in text:  # created by someone else after we read it as missing
+        return True
     return status == 409 and ("does not match" in text or "expected" in text) and "protected" not in text
 
 

@@ -12,7 +12,8 @@ from typing import Any
 
 import yaml
 
-from bot.errors import ConfigError
+from bot.errors import ConfigError, InvalidReference
+from bot.reference import is_repository_path, split_location
 
 DEFAULT_CONFIG_PATH = Path("mirror/config.yml")
 DEFAULT_TARGET_REGISTRY = "048912060910.dkr.ecr.cn-northwest-1.amazonaws.com.cn"
@@ -118,8 +119,17 @@ class Config:
     source: str = "built-in defaults"
 
     def with_target_registry(self, registry: str) -> Config:
-        host, _, prefix = registry.strip("/").partition("/")
+        """The same config with another target ``HOST[/PREFIX]``; raises :class:`ConfigError` when malformed."""
+        host, prefix = _location(registry, "the target registry")
         return replace(self, target_registry=host, target_prefix=prefix)
+
+
+def _location(value: str, what: str, source: str | None = None) -> tuple[str, str]:
+    try:
+        return split_location(value)
+    except InvalidReference as exc:
+        where = f"{source}: " if source else ""
+        raise ConfigError(f"{where}{what} {value!r} is not HOST[:PORT][/PATH]: {exc.reason}") from None
 
 
 def load_config(path: Path | None = None) -> Config:
@@ -150,9 +160,13 @@ def parse_config(data: object, source: str = "config") -> Config:
     ecr = top.section("ecr")
     webhook = top.section("webhook")
     defaults = Config()
+    target_host, _ = _location(target.string("registry", DEFAULT_TARGET_REGISTRY), "target.registry", source)
+    target_prefix = target.string("prefix", "").strip("/")
+    if target_prefix and not is_repository_path(target_prefix):
+        raise ConfigError(f"{source}: target.prefix {target_prefix!r} is not a repository path (lowercase a-z0-9._-/)")
     config = Config(
-        target_registry=target.string("registry", DEFAULT_TARGET_REGISTRY),
-        target_prefix=target.string("prefix", "").strip("/"),
+        target_registry=target_host,
+        target_prefix=target_prefix,
         rules=_rules(top, defaults.rules),
         deny=_deny(top),
         insecure_registries=tuple(top.strings("insecure_registries")),
@@ -203,7 +217,14 @@ def _rules(top: _Section, defaults: tuple[Rule, ...]) -> tuple[Rule, ...]:
         entry.reject_unknown()
         if not rule.source or not rule.target:
             raise ConfigError(f"{top.source}: rules[{index}] needs both 'source' and 'target'")
-        rules.append(Rule(rule.source.strip("/").lower(), rule.target.strip("/")))
+        host, prefix = _location(rule.source, f"rules[{index}].source", top.source)
+        host = host.lower()
+        target = rule.target.strip("/")
+        if not is_repository_path(target):
+            raise ConfigError(
+                f"{top.source}: rules[{index}].target {rule.target!r} is not a repository path (lowercase a-z0-9._-/)"
+            )
+        rules.append(Rule(f"{host}/{prefix}" if prefix else host, target))
     return tuple(rules)
 
 

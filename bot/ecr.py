@@ -181,12 +181,16 @@ class Ecr:
             raise AwsError("ecr:GetAuthorizationToken returned no token; check the registry id (ecr.registry_id)")
         item = data[0]
         token = item["authorizationToken"]
-        actions.mask(token, self.log)
+        # Only the Actions runner reads ::add-mask::; anywhere else the command would print the secret itself.
+        in_actions = actions.in_actions()
+        if in_actions:
+            actions.mask(token, self.log)
         try:
             username, _, password = base64.b64decode(token, validate=True).decode("utf-8").partition(":")
         except (binascii.Error, UnicodeDecodeError) as exc:
             raise AwsError("ecr:GetAuthorizationToken returned a token that is not base64 'user:password'") from exc
-        actions.mask(password, self.log)
+        if in_actions:
+            actions.mask(password, self.log)
         registry_url = self.location.registry_url or item.get("proxyEndpoint") or self._derived_url()
         if not registry_url:
             raise AwsError("ECR named no registry endpoint; set ecr.registry_url in mirror/config.yml")

@@ -86,6 +86,7 @@ class PullRequestFiles:
         from github import GithubException
 
         self._error = GithubException
+        self._github = github
         try:
             self.repo: Repository = github.get_repo(repository)
             self.pull: PullRequest = self.repo.get_pull(number)
@@ -142,17 +143,29 @@ class PullRequestFiles:
             changes.append(ListChange(path, base, head))
         return changes
 
-    def upsert_comment(self, body: str, marker: str, *, create: bool = True) -> str:
-        """Update the comment that carries ``marker`` (posted by a bot), or create it; return its URL.
+    def _own_login(self) -> str | None:
+        """The login the token acts as, or ``None`` for an installation token (which may not read /user)."""
+        try:
+            return str(self._github.get_user().login)
+        except self._error:
+            return None
 
-        With ``create=False`` only an existing comment is updated (``""`` when there is none).
+    def upsert_comment(self, body: str, marker: str, *, create: bool = True) -> str:
+        """Update the comment that carries ``marker`` (posted by a bot or the token's own user), or create it.
+
+        Returns its URL; with ``create=False`` only an existing comment is updated (``""`` when there is none).
         """
         try:
-            for comment in self.pull.get_issue_comments():
-                if marker in (comment.body or "") and comment.user is not None and comment.user.type == "Bot":
-                    if comment.body != body:
-                        comment.edit(body)
-                    return str(comment.html_url)
+            marked = [c for c in self.pull.get_issue_comments() if marker in (c.body or "") and c.user is not None]
+            ours = [c for c in marked if c.user.type == "Bot"]
+            if not ours and marked:
+                # A personal access token comments as its owner, a user: find that user's comment, no one else's.
+                own = self._own_login()
+                ours = [c for c in marked if own is not None and c.user.login == own]
+            for comment in ours[:1]:
+                if comment.body != body:
+                    comment.edit(body)
+                return str(comment.html_url)
             if not create:
                 return ""
             created = self.pull.create_issue_comment(body)

@@ -354,3 +354,22 @@ def is_digest(value: str) -> bool:
     except InvalidReference:
         return False
     return True
+
+
+def split_location(text: str) -> tuple[str, str]:
+    """Split ``host[:port][/path/prefix]`` (a registry, optionally with a path prefix) into host and prefix.
+
+    Raises :class:`InvalidReference` when the host is not a registry host or the prefix not a repository path.
+    """
+    host, _, prefix = text.strip("/").partition("/")
+    if not host or not _looks_like_host(host):
+        _fail(text, 1, f"{host!r} is not a registry host (a domain with a dot, host:port, localhost or [IPv6])")
+    _check_host(text, host)
+    if prefix:
+        _check_path(text, prefix, len(host) + 2)
+    return host, prefix
+
+
+def is_repository_path(text: str) -> bool:
+    """True for ``component[/component...]`` as the reference grammar allows in a repository name."""
+    return bool(text) and all(_PATH_COMPONENT.fullmatch(part) for part in text.split("/"))

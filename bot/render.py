@@ -28,7 +28,8 @@ TEMPLATE_DIR = Path(__file__).with_name("templates")
 MAX_COMMENT_CHARS = 60000
 
 # What may appear inside a code span or a code block unescaped: the alphabet of a valid reference.
-_REFERENCE_CHARS = re.compile(r"[A-Za-z0-9._:/@\[\]-]{1,512}")
+# Long enough for the longest valid source (255-character name, 128-character tag, digest) under a target prefix.
+_REFERENCE_CHARS = re.compile(r"[A-Za-z0-9._:/@\[\]-]{1,1024}")
 
 
 def _trusted(text: str) -> Markup:

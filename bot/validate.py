@@ -12,7 +12,9 @@ request cannot make the bot contact ``169.254.169.254`` or ``localhost``.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -164,10 +166,18 @@ def added_line_numbers(base: str | None, head: str) -> set[int]:
     base_lines = base.split("\n")
     normalise = [line.rstrip("\r \t") for line in base_lines], [line.rstrip("\r \t") for line in head_lines]
     matcher = difflib.SequenceMatcher(None, *normalise, autojunk=False)
+    opcodes = matcher.get_opcodes()
+    # A line that only moved (a sorted list) is not new: it pairs off with a removed line of the same text.
+    removed = Counter(line for tag, i1, i2, _j1, _j2 in opcodes if tag != "equal" for line in normalise[0][i1:i2])
     added: set[int] = set()
-    for tag, _i1, _i2, j1, j2 in matcher.get_opcodes():
+    for tag, _i1, _i2, j1, j2 in opcodes:
         if tag in ("insert", "replace"):
-            added.update(range(j1 + 1, j2 + 1))
+            for number in range(j1 + 1, j2 + 1):
+                line = normalise[1][number - 1]
+                if removed[line] > 0 and line.strip():
+                    removed[line] -= 1
+                else:
+                    added.add(number)
     return added
 
 
@@ -275,7 +285,11 @@ def _offline_checks(change: ListChange, mapper: Mapper, mirrored: MirroredIndex)
         if kind is ListKind.REQUIRED:
             done = mirrored.find(entry.ref)
             if done is not None:
-                work.result = replace(work.result, mirrored_at=f"{done.file}:{done.line}")
+                # The copy is where the listed spelling maps to (``nginx`` vs ``docker.io/library/nginx``).
+                with contextlib.suppress(MappingError):
+                    copied = mapper.target(done.ref)
+                    target = Target(copied.registry, copied.repository, target.tag, target.digest)
+                work.result = replace(work.result, target=target, mirrored_at=f"{done.file}:{done.line}")
                 work.issues.append(
                     Issue(
                         f"already mirrored at {target} ({done.file}:{done.line})",

@@ -47,8 +47,16 @@ def run(args: argparse.Namespace) -> int:
     mapper = Mapper(config_from_args(args))
     files: list[Path] = args.files or [MIRROR_DIR / name for name in DEFAULT_FILES]
     lists = [read_list(path, missing_ok=not args.files) for path in files]
-    mirrored_list = read_list(args.mirrored, ListKind.MIRRORED, missing_ok=True)
-    result = check_lists([*lists, mirrored_list], mapper, MirroredIndex(mirrored_list.entries))
+    # A FILE that is the mirrored list itself is read once, or each of its lines would duplicate itself.
+    named = [
+        listing
+        for path, listing in zip(files, lists, strict=True)
+        if listing.kind is ListKind.MIRRORED and path.resolve() == args.mirrored.resolve()
+    ]
+    mirrored_list = named[0] if named else read_list(args.mirrored, ListKind.MIRRORED, missing_ok=True)
+    if not named:
+        lists.append(mirrored_list)
+    result = check_lists(lists, mapper, MirroredIndex(mirrored_list.entries))
     for checked in result.entries:
         print(f"{checked.entry.ref} -> {checked.target}")
     annotate = actions.in_actions()
@@ -60,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     errors = len(result.errors)
     warnings = len(result.problems) - errors
     print(
-        f"checked {len(lists) + 1} files: {len(result.entries)} entries, {errors} errors, {warnings} warnings",
+        f"checked {len(lists)} files: {len(result.entries)} entries, {errors} errors, {warnings} warnings",
         file=sys.stderr,
     )
     return 1 if errors else 0

@@ -251,6 +251,10 @@ class Copier:
         top = self.client.get_manifest(src.host, src.repository, source_digest)
         plan = self._plan(src, dst, top, platforms)
         final = plan.manifests[-1]
+        if dst.digest is not None and dst.digest != final.digest:
+            # The registry would refuse the manifest only after every blob had moved: say so now.
+            hint = "; a --platform filter changes the digest, so name the target by tag" if platforms else ""
+            raise CopyError(f"{src}: the target names {dst}, but the copy to it has digest {final.digest}{hint}")
         if platforms is not None:
             existing = self.client.head_manifest(dst.host, dst.repository, dst_ref)
             if existing is not None and existing.digest == final.digest:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.errors import RegistryError
+from bot.reference import is_digest
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -110,6 +111,9 @@ class Descriptor:
             raise RegistryError(f"{where}: a descriptor has no valid digest or mediaType")
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
             raise RegistryError(f"{where}: descriptor {digest} has no valid size")
+        if not is_digest(digest):
+            # It goes into request paths (blobs/<digest>): never let an upstream manifest steer those.
+            raise RegistryError(f"{where}: {digest[:80]!r} is not a valid digest")
         urls = data.get("urls") or ()
         return cls(
             digest,

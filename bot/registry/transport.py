@@ -11,6 +11,7 @@ itself lives there, and never with the registry's ``Authorization`` header.
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import ipaddress
 import random
@@ -204,8 +205,13 @@ def retry_delay(attempt: int, settings: TransportSettings, retry_after: str | No
         if retry_after.strip().isdigit():
             seconds = float(retry_after.strip())
         else:
-            when = email.utils.parsedate_to_datetime(retry_after) if retry_after else None
+            try:
+                when = email.utils.parsedate_to_datetime(retry_after)
+            except (TypeError, ValueError):
+                when = None  # not a date either: the usual backoff applies
             if when is not None:
+                if when.tzinfo is None:  # "-0000" means UTC, not local time
+                    when = when.replace(tzinfo=datetime.UTC)
                 seconds = when.timestamp() - time.time()
         if seconds is not None:
             return min(max(seconds, 0.0), settings.max_backoff)

@@ -7,13 +7,14 @@ digest; the target keeps the digest, which is valid because copies are digest-ex
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from enum import Enum
 
 from bot.errors import InvalidReference, MappingError
 from bot.lists import Entry, MirroredIndex
 from bot.reference import Reference, parse_reference
-from bot.rules import Mapper
+from bot.rules import Mapper, Target
 
 
 class Mode(Enum):
@@ -85,10 +86,17 @@ def decide(image: str, mapper: Mapper, index: MirroredIndex, mode: Mode) -> Deci
         target = mapper.target(ref)
     except MappingError as exc:
         return Decision(image, Status.UNMAPPED, reason=str(exc).removeprefix(f"{ref}: "))
-    if mode is Mode.MIRRORED and find_mirrored(index, ref) is None:
+    entry = find_mirrored(index, ref)
+    if mode is Mode.MIRRORED and entry is None:
         if ref.digest is not None and ref.tag is not None and index.find(ref.with_digest(None)) is not None:
             reason = f"the mirror holds {ref.name}:{ref.effective_tag} with another digest; request this digest"
         else:
             reason = "not in mirrored-images.txt; request it in mirror/required-images.txt"
         return Decision(image, Status.NOT_MIRRORED, str(target), reason)
+    if entry is not None:
+        # The copy lives where the listed spelling maps to: a rule without a path prefix keeps the path as
+        # written, so ``docker.io/library/nginx`` and a listed ``nginx`` map to different repositories.
+        with contextlib.suppress(MappingError):
+            listed = mapper.target(entry.ref)
+            target = Target(listed.registry, listed.repository, target.tag, target.digest)
     return Decision(image, Status.REWRITE, str(target))

@@ -464,6 +464,12 @@ class GitHubFake:
                     return result
         raise FakeError(404, "Not Found")
 
+    def _get_user(self, query: Any, body: JSON) -> tuple[int, Any]:
+        # An installation token (GITHUB_TOKEN) may not read /user; a personal access token reads its owner.
+        if self.bot_login.endswith("[bot]"):
+            raise FakeError(403, "Resource not accessible by integration")
+        return 200, self._user(self.bot_login)
+
     def _get_repo(self, query: Any, body: JSON, owner: str, name: str) -> tuple[int, Any]:
         return 200, self._repo_json(self._repo(owner, name))
 
@@ -588,6 +594,7 @@ class GitHubFake:
 
 _R = r"/repos/([^/]+)/([^/]+)"
 _ROUTES: list[tuple[str, str, Any]] = [
+    ("GET", r"/user", GitHubFake._get_user),
     ("GET", _R, GitHubFake._get_repo),
     ("GET", _R + r"/branches/(.+)", GitHubFake._get_branch),
     ("GET", _R + r"/pulls/(\d+)", GitHubFake._get_pull),

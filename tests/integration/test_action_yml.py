@@ -124,6 +124,14 @@ def test_sync_runs_one_at_a_time_and_daily_on_a_schedule() -> None:
     assert any("./scripts/test" in step.get("run", "") for step in ci["jobs"]["test"]["steps"])
 
 
+def test_every_aws_login_takes_the_oidc_audience_of_the_china_partition() -> None:
+    # The README tells China users to set AWS_OIDC_AUDIENCE=sts.amazonaws.com.cn; every workflow must pass it.
+    logins = [(where, step) for where, step in all_steps() if "configure-aws-credentials@" in str(step.get("uses"))]
+    assert logins
+    for where, step in logins:
+        assert "vars.AWS_OIDC_AUDIENCE" in str(step["with"].get("audience", "")), f"{where}: no audience"
+
+
 def test_suppressions_say_why() -> None:
     for path in [ROOT / "action.yml", *WORKFLOWS.glob("*.yml")]:
         for number, line in enumerate(path.read_text().splitlines(), start=1):
@@ -245,6 +253,13 @@ def test_inputs_become_arguments_verbatim(tmp_path: Path) -> None:
 
     proc, _ = execute(tmp_path, command="merge-results", results=str(results))
     assert json.loads(proc.stdout)[3:] == ["merge-results", str(results / "shard-1-of-2.json")]
+
+
+def test_args_on_several_lines_all_arrive(tmp_path: Path) -> None:
+    # A YAML block (args: |) holds one argument per line; none may be dropped.
+    proc, _ = execute(tmp_path, argv_printer(tmp_path), command="map", args="nginx:1\n  quay.io/x/y:2\t*\n")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)[3:] == ["map", "nginx:1", "quay.io/x/y:2", "*"]
 
 
 @pytest.mark.parametrize(

@@ -83,6 +83,16 @@ def test_a_missing_file_is_created(fake: CommitFake, repo: Repository) -> None:
     assert fake.file(REPO, "mirror/new-list.txt") == f"{REDIS}\n".encode()
 
 
+def test_a_file_created_under_us_is_read_again_merged_and_retried(fake: CommitFake, repo: Repository) -> None:
+    # The list did not exist when we read it; another job creates it before our write.
+    new = "mirror/new-list.txt"
+    fake.before_put.append(lambda: fake.commit(REPO, "main", {new: f"{BUSYBOX}\n".encode()}))
+    outcome = commit_file(repo, new, add(REDIS), "Record")
+    assert outcome.status == COMMITTED
+    assert outcome.attempts == 2
+    assert fake.file(REPO, new) == f"{BUSYBOX}\n{REDIS}\n".encode()
+
+
 @pytest.mark.parametrize("status", [403, 422])
 def test_a_protected_branch_gets_a_pull_request(fake: CommitFake, repo: Repository, status: int) -> None:
     fake.protect_branch(REPO, "main", status)

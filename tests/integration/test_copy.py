@@ -212,6 +212,25 @@ def test_platform_filters(source: RegistryServer, target: RegistryServer) -> Non
     assert get_manifest(target, "m/app", image.platforms["linux/amd64"]) is None
 
 
+def test_a_digest_the_copy_cannot_have_is_refused_before_any_blob_moves(
+    source: RegistryServer, target: RegistryServer
+) -> None:
+    # A platform filter changes the digest, so a target named only by the source digest cannot hold it.
+    image = push_image(source, "lib/app", "v1")
+    pinned = ImageLocation(source.host, "lib/app", None, image.digest)
+    with client_for(source, target) as client:
+        with pytest.raises(CopyError, match=r"names .*@sha256:.*, but the copy .* has digest sha256:.*--platform"):
+            copy_image(
+                client,
+                pinned,
+                ImageLocation(target.host, "m/pin", None, image.digest),
+                (Platform.parse("linux/arm64"),),
+            )
+        # without the filter the digest is kept, so the same target is fine
+        result = copy_image(client, pinned, ImageLocation(target.host, "m/pin", None, image.digest))
+    assert result.digest_exact and result.blobs_copied == len(image.blobs)
+
+
 def test_broken_download_is_retried_and_verified(
     source: RegistryServer, target: RegistryServer, src_proxy: CountingProxy
 ) -> None:

@@ -124,7 +124,20 @@ def test_registry_requests_map_to_iam_actions(method: str, path: str, action: st
 
 
 @pytest.mark.usefixtures("aws_env")
-def test_login_masks_the_token_and_refreshes_at_most_once_per_interval(moto_url: str) -> None:
+def test_login_outside_actions_prints_no_secret(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # '::add-mask::SECRET' hides the secret only on an Actions runner; anywhere else it would print it.
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    log = io.StringIO()
+    login = adapter(ecr_config(moto_url, registry_url="127.0.0.1:5443"), log, [time.time()]).login()
+    assert login.password == MOTO_PASSWORD
+    assert log.getvalue() == ""
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_login_masks_the_token_and_refreshes_at_most_once_per_interval(
+    moto_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
     log = io.StringIO()
     clock = [time.time()]
     ecr = adapter(ecr_config(moto_url, registry_url="127.0.0.1:5443"), log, clock)
@@ -304,6 +317,7 @@ def test_daily_into_ecr_creates_repositories_and_logs_in_with_the_token(
     monkeypatch.setenv(stem + "_USERNAME", "user")
     monkeypatch.setenv(stem + "_PASSWORD", "pass")
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")  # the runner is what reads the ::add-mask:: commands
     monkeypatch.chdir(tmp_path)
     image = push_image(registry, "daily/tool", "1.0")
     push_image(registry, "daily/tool", "1.1-rc1", seed=3)

@@ -86,6 +86,20 @@ def test_adapter_reads_changes_and_keeps_one_comment(fake: GitHubFake) -> None:
     assert fake.comments(REPO, number) == ["<!-- m -->\ntwo"]
 
 
+def test_a_personal_access_token_keeps_one_comment_too() -> None:
+    # The action's github-token input may be a PAT: its comments are a user's, not a bot's.
+    with GitHubFake(token=TOKEN, bot_login="mirror-maintainer") as fake:
+        fake.add_repo(REPO, files={"mirror/required-images.txt": b"# x\n"})
+        fake.commit(REPO, "req", {"mirror/required-images.txt": b"# x\nnginx:1\n"})
+        number = fake.open_pull(REPO, head="req")
+        fake.add_comment(REPO, number, "<!-- m -->\nspoofed by the author", user="someone")
+        pull = PullRequestFiles(connect(fake.base_url, TOKEN, retry=False), REPO, number)
+        first = pull.upsert_comment("<!-- m -->\none", "<!-- m -->")
+        second = pull.upsert_comment("<!-- m -->\ntwo", "<!-- m -->")
+        assert first == second
+        assert fake.comments(REPO, number) == ["<!-- m -->\nspoofed by the author", "<!-- m -->\ntwo"]
+
+
 def test_adapter_errors_name_the_fix(fake: GitHubFake) -> None:
     with pytest.raises(GitHubError, match="cannot read pull request octo/mirror#9"):
         PullRequestFiles(connect(fake.base_url, TOKEN, retry=False), REPO, 9)

@@ -107,10 +107,30 @@ def test_check_annotates_in_github_actions(workdir: Path) -> None:
     )
 
 
+def test_check_plain_lines_show_the_text_as_written(workdir: Path) -> None:
+    # Only workflow commands need '%' encoded; a log line for people shows the character itself.
+    (workdir / "mirror" / "required-images.txt").write_text("nginx:1%\n")
+    result = run_bot("check", cwd=workdir, env={"GITHUB_ACTIONS": "true"})
+    assert result.returncode == 1
+    assert "mirror/required-images.txt:1:8: character '%' is not allowed in a tag" in result.stderr
+    assert "::error file=mirror/required-images.txt,line=1,col=8::character '%25' is not allowed" in result.stdout
+
+
 def test_check_named_files_must_exist(workdir: Path) -> None:
     result = run_bot("check", "mirror/nope.txt", cwd=workdir)
     assert result.returncode == 1
     assert result.stderr == "error: mirror/nope.txt: file not found\n"
+
+
+def test_check_of_the_mirrored_list_itself_finds_no_self_duplicates(workdir: Path) -> None:
+    # Naming the mirrored list as a FILE must not read it a second time as the --mirrored list.
+    (workdir / "mirror" / "mirrored-images.txt").write_text("nginx:1@sha256:" + "a" * 64 + "\nquay.io/a/b:2\n")
+    (workdir / "mirror" / "required-images.txt").write_text("quay.io/a/b:2\n")
+    result = run_bot("check", "mirror/required-images.txt", "mirror/mirrored-images.txt", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert "duplicate" not in result.stderr
+    assert "mirror/required-images.txt:1:1: warning: already mirrored (mirror/mirrored-images.txt:2" in result.stderr
+    assert "checked 2 files" in result.stderr
 
 
 def test_check_passes_on_the_repository_lists() -> None:

@@ -110,6 +110,16 @@ def test_digest_pinned_image_in_snippets() -> None:
     assert f"    digest: {digest}\n" in body
 
 
+def test_longest_valid_reference_still_gets_its_pull_line() -> None:
+    # A 255-character name with a 128-character tag and a digest is valid; its mirror path is longer still.
+    digest = "sha256:" + "e" * 64
+    image = f"{'a' * 127}/{'b' * 127}:{'t' * 128}@{digest}"
+    result = validate(f"{image}\n", {f"docker.io/{image}": facts()}, Config())
+    assert result.ok
+    body = render_comment(result)
+    assert f"docker pull {Config().target_registry}/dockerhub/{image}\n" in body
+
+
 def test_summary_has_no_marker_and_long_comments_are_shortened() -> None:
     config = Config(limits=Limits(max_new_lines=1000))
     lines = "".join(f"quay.io/org{i}/{'x' * 100}:{'t' * 100}\n" for i in range(400))

@@ -44,6 +44,16 @@ def test_rules_are_normalised() -> None:
         ({"ecr": {"tags": {"team": 1}}}, "ecr.tags must be a mapping of strings to strings"),
         ({"deny": [{"reason": "x"}]}, "deny[0] needs a 'pattern'"),
         ([1, 2], "the top level must be a mapping"),
+        ({"target": {"registry": "::bad"}}, "target.registry '::bad' is not HOST[:PORT][/PATH]"),
+        ({"target": {"registry": "mirror"}}, "'mirror' is not a registry host"),
+        ({"target": {"prefix": "Team/x"}}, "target.prefix 'Team/x' is not a repository path"),
+        (
+            {"rules": [{"source": "quay.io/Calico", "target": "q"}]},
+            "rules[0].source 'quay.io/Calico' is not HOST[:PORT][/PATH]: uppercase letter 'C'",
+        ),
+        ({"rules": [{"source": "bad_host.io", "target": "q"}]}, "rules[0].source 'bad_host.io'"),
+        ({"rules": [{"source": "quay.io", "target": "Quay"}]}, "rules[0].target 'Quay' is not a repository path"),
+        ({"rules": [{"source": "quay.io", "target": "a//b"}]}, "rules[0].target 'a//b' is not a repository path"),
     ],
 )
 def test_mistakes_name_the_key(data: object, message: str) -> None:
@@ -60,6 +70,18 @@ def test_load_config_errors(tmp_path: Path) -> None:
     bad.write_text("rules: [\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+def test_rules_may_name_loopback_and_ipv6_registries() -> None:
+    config = parse_config(
+        {"rules": [{"source": "[::1]:5000/team", "target": "t"}, {"source": "localhost", "target": "l"}]}
+    )
+    assert config.rules == (Rule("[::1]:5000/team", "t"), Rule("localhost", "l"))
+
+
+def test_with_target_registry_refuses_what_is_no_registry() -> None:
+    with pytest.raises(ConfigError, match=r"the target registry '::bad' is not HOST\[:PORT\]\[/PATH\]"):
+        Config().with_target_registry("::bad")
 
 
 def test_with_target_registry_splits_a_prefix() -> None:

@@ -115,3 +115,19 @@ def test_filtered_index_keeps_only_the_chosen_children() -> None:
     filtered = Manifest.parse(filtered_index(index, keep), OCI_INDEX, "y")
     assert filtered.media_type == OCI_INDEX
     assert [c.digest for c in filtered.children()] == [keep[0].digest]
+
+
+@pytest.mark.parametrize("digest", ["sha256:../../../other/manifests/latest", "sha256:abc", "SHA256:" + "a" * 64, ""])
+def test_a_descriptor_digest_must_be_a_digest(digest: str) -> None:
+    # Digests from an upstream manifest end up in request paths at the target: they must be digests.
+    body = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest, "size": 2},
+            "layers": [],
+        }
+    ).encode()
+    manifest = Manifest.parse(body, None, "example/app:1")
+    with pytest.raises(RegistryError, match="not a valid digest"):
+        list(manifest.blobs())

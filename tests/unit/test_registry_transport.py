@@ -105,6 +105,16 @@ def test_retry_delay_honours_retry_after_and_caps() -> None:
         assert ceiling / 2 <= delay <= ceiling
 
 
+def test_retry_delay_falls_back_to_backoff_on_a_malformed_retry_after() -> None:
+    # A registry's bad header must not end the run with a traceback: the usual backoff applies.
+    settings = TransportSettings(backoff=1.0, max_backoff=8.0)
+    rng = random.Random(1)
+    for value in ("soon", "1.5", "-1", "Wed, 99 Foo 2015"):
+        assert 0.5 <= retry_delay(1, settings, value, rng) <= 1.0
+    # A date without a zone ("-0000") is UTC, not the machine's local time.
+    assert retry_delay(1, settings, "Wed, 21 Oct 2015 07:28:00 -0000", rng) == 0.0
+
+
 class _Stream:
     def __init__(self) -> None:
         self.text = ""

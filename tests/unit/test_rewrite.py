@@ -49,7 +49,8 @@ def images_after(text: str, path: str = "x.yaml", mode: Mode = Mode.MIRRORED) ->
     ("image", "status", "target"),
     [
         ("nginx:1.25.3", Status.REWRITE, f"{R}/dockerhub/nginx:1.25.3"),
-        ("docker.io/library/nginx:1.25.3", Status.REWRITE, f"{R}/dockerhub/library/nginx:1.25.3"),
+        # listed as nginx:1.25.3, so the copy is at dockerhub/nginx, whatever the manifest's spelling
+        ("docker.io/library/nginx:1.25.3", Status.REWRITE, f"{R}/dockerhub/nginx:1.25.3"),
         (f"nginx@{DIGEST}", Status.REWRITE, f"{R}/dockerhub/nginx@{DIGEST}"),
         (f"nginx:1.25.3@{DIGEST}", Status.REWRITE, f"{R}/dockerhub/nginx:1.25.3@{DIGEST}"),
         # the tag was mirrored twice: the second digest is found through the digest index
@@ -90,6 +91,16 @@ def test_all_mappable_rewrites_unmirrored_images_but_never_unmapped_ones() -> No
     assert p.decide("redis:7").target == f"{R}/dockerhub/redis:7"
     assert p.decide("example.com/app:1").status is Status.UNMAPPED
     assert p.decide(f"{R}/dockerhub/redis:7").status is Status.IN_MIRROR
+
+
+@pytest.mark.parametrize("mode", [Mode.MIRRORED, Mode.MAPPABLE])
+def test_a_mirrored_image_is_pointed_at_the_path_it_was_copied_to(mode: Mode) -> None:
+    # The rule keeps the path as written, so the spellings map to different repositories; only the listed
+    # spelling's repository holds the copy (anything else would be ImagePullBackOff).
+    listed = policy(mode, mirrored=f"docker.io/library/busybox:1.36@{DIGEST}\nnginx:1.25.3@{DIGEST}\n")
+    assert listed.decide("busybox:1.36").target == f"{R}/dockerhub/library/busybox:1.36"
+    assert listed.decide(f"index.docker.io/library/nginx@{DIGEST}").target == f"{R}/dockerhub/nginx@{DIGEST}"
+    assert listed.decide("docker.io/nginx:1.25.3").target == f"{R}/dockerhub/nginx:1.25.3"
 
 
 def test_decisions_are_cached_and_the_cache_is_bounded() -> None:

@@ -52,6 +52,10 @@ def test_added_lines_are_the_lines_missing_from_base() -> None:
     assert added_line_numbers(None, "a\nb") == {1, 2}
     # Only the line end changed: not an addition.
     assert added_line_numbers("a\nb\n", "a\r\nb  \n") == set()
+    # Lines that only moved (the list was sorted) are not additions; a second copy of a line is.
+    assert added_line_numbers("c\nb\na\n", "a\nb\nc\n") == set()
+    assert added_line_numbers("c\nb\n", "b\nc\nc\n") == {3}
+    assert added_line_numbers("b\na\n", "a\nx\nb\n") == {2}
 
 
 def test_valid_line_has_target_platforms_and_size() -> None:
@@ -123,7 +127,9 @@ def test_already_mirrored_is_a_warning_that_says_where() -> None:
     assert result.ok
     assert line.status == "mirrored"
     assert line.mirrored_at == "mirror/mirrored-images.txt:1"
-    assert "dockerhub/nginx:1.25" in line.issues[0].message
+    # the copy is where the listed spelling maps to: the rule keeps the path as written (library/ included)
+    assert "/dockerhub/library/nginx:1.25 " in line.issues[0].message
+    assert str(line.target).endswith("/dockerhub/library/nginx:1.25")
     assert upstream.calls == []
     assert result.new_bytes == 0
 
