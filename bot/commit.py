@@ -3,8 +3,9 @@
 The change is a function of the file's current content, so a conflicting update (someone else committed in
 between) is handled by reading the file again, applying the same change and retrying. A commit never starts
 the sync workflow again: its message carries ``[skip ci]`` (commits made with the workflow's own
-``GITHUB_TOKEN`` start no workflow anyway). When the branch is protected, the change goes to a new branch and
-a pull request instead, and the outcome says so.
+``GITHUB_TOKEN`` start no workflow anyway). When the branch is protected, the change goes to one branch
+(``image-mirror/<list name>``) and one pull request instead, reused by later runs while it is open, and the
+outcome says so.
 """
 
 from __future__ import annotations
@@ -36,12 +37,15 @@ class CommitOutcome:
     sha: str | None = None
     url: str | None = None
     attempts: int = 1
+    updated: bool = False  # PULL_REQUEST: the change went to the pull request already open
 
     def describe(self, path: str) -> str:
         if self.status == UNCHANGED:
             return f"{path} is unchanged; nothing to commit"
         if self.status == COMMITTED:
             return f"committed {path} to {self.branch} ({self.sha})"
+        if self.updated:
+            return f"{self.branch} is protected: updated the open pull request with the change to {path}: {self.url}"
         return f"{self.branch} is protected: opened a pull request with the change to {path}: {self.url}"
 
 
@@ -82,7 +86,7 @@ def commit_file(
     """Apply ``change`` to ``path`` on ``branch`` (default: the repository's default branch) and commit.
 
     Nothing is committed when the content stays the same. A conflicting update is retried (read, change,
-    write) up to ``attempts`` times; a protected branch gets a pull request from a new branch instead.
+    write) up to ``attempts`` times; a protected branch gets a pull request instead (see :func:`_pull_request`).
     """
     from github import GithubException
 
@@ -149,6 +153,11 @@ def _is_protected(repo: Repository, branch: str) -> bool:
         return False
 
 
+def pull_request_branch_for(path: str) -> str:
+    """The one branch that carries the change to ``path`` while the default branch is protected."""
+    return f"{PR_BRANCH_PREFIX}{path.rsplit('/', 1)[-1].removesuffix('.txt')}"
+
+
 def _pull_request(
     repo: Repository,
     path: str,
@@ -158,33 +167,59 @@ def _pull_request(
     base: str,
     head: str | None,
 ) -> CommitOutcome:
+    """Propose the change on one branch and one open pull request, reused by every run until it is merged.
+
+    With a pull request open from ``head`` the change is applied on top of the branch (it accumulates what
+    earlier runs proposed); without one the branch starts again from ``base`` (an old, merged or closed
+    proposal is not carried over) and a pull request is opened.
+    """
     from github import GithubException
 
-    if head is None:
-        run = os.environ.get("GITHUB_RUN_ID")
-        suffix = f"{run}-{os.environ.get('GITHUB_RUN_ATTEMPT', '1')}" if run else str(int(time.time()))
-        head = f"{PR_BRANCH_PREFIX}{path.rsplit('/', 1)[-1].removesuffix('.txt')}-{suffix}"
+    head = head or pull_request_branch_for(path)
     title = message.splitlines()[0]
     try:
-        start = repo.get_branch(base).commit.sha
-        repo.create_git_ref(f"refs/heads/{head}", start)
-        old, sha = _read(repo, path, head)
-        new = change(old)
-        _write(repo, path, message, new, sha=sha, branch=head)
+        open_pulls = list(repo.get_pulls(state="open", head=f"{repo.owner.login}:{head}", base=base))
+        existing = open_pulls[0] if open_pulls else None
+        if existing is None:
+            _start_branch(repo, head, repo.get_branch(base).commit.sha)
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            old, sha = _read(repo, path, head)
+            new = change(old)
+            if new == old:
+                break
+            try:
+                _write(repo, path, message, new, sha=sha, branch=head)
+            except GithubException as exc:
+                if _is_conflict(exc) and attempt < MAX_ATTEMPTS:
+                    continue
+                raise
+            break
+        if existing is not None:
+            return CommitOutcome(PULL_REQUEST, base, url=existing.html_url, updated=True)
         pull = repo.create_pull(
             base=base,
             head=head,
             title=title,
             body=f"`{base}` is protected, so the image mirror proposes its update of `{path}` here. "
-            "Merge it to record the images that were copied.",
+            "Merge it to record the images that were copied; until then later runs add to this pull request.",
         )
     except GithubException as exc:
         raise GitHubError(
-            f"{base} is protected and opening a pull request with the change to {path} failed: {_message(exc)}; "
+            f"{base} is protected and proposing the change to {path} in a pull request failed: {_message(exc)}; "
             "grant 'permissions: contents: write, pull-requests: write' or allow the workflow to push to "
             f"{base}"
         ) from exc
     return CommitOutcome(PULL_REQUEST, base, url=pull.html_url)
+
+
+def _start_branch(repo: Repository, branch: str, sha: str) -> None:
+    """Point ``branch`` at ``sha``: create it, or move a leftover one there (its pull request is closed)."""
+    ref = f"refs/heads/{branch}"
+    for found in repo.get_git_matching_refs(f"heads/{branch}"):
+        if found.ref == ref:
+            found.edit(sha, force=True)
+            return
+    repo.create_git_ref(ref, sha)
 
 
 def _write_error(exc: Exception, path: str, branch: str) -> GitHubError:

@@ -157,7 +157,7 @@ def sync(
     for (index, ref, target), outcome in zip(jobs, outcomes, strict=True):
         copy = outcome.result
         if copy is None:
-            results[index] = ImageResult(ref, target, False, outcome.error)
+            results[index] = ImageResult(ref, target, False, _without_own_name(outcome.error, ref, outcome.source))
             continue
         verified = False
         reason = None
@@ -177,6 +177,20 @@ def sync(
             copy,
         )
     return SyncReport(tuple(results[i] for i in sorted(results)), dry_run)
+
+
+def _without_own_name(reason: str | None, ref: Reference, source: object) -> str | None:
+    """``reason`` without a leading ``<image>: `` that only repeats the image every report line already names.
+
+    Only an exact repeat of the image's own name goes; a nested error naming another location (a blob, the
+    target) keeps its prefix.
+    """
+    if reason is None:
+        return None
+    for name in dict.fromkeys((str(ref), str(source))):
+        if reason.startswith(f"{name}: ") and len(reason) > len(name) + 2:
+            return reason[len(name) + 2 :]
+    return reason
 
 
 def _verify(client: RegistryClient, target: ImageLocation, copy: CopyResult) -> tuple[bool, str | None]:

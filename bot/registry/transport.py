@@ -89,8 +89,9 @@ class TransportSettings:
     - ``verify``: TLS verification for every HTTPS request: ``True``, ``False`` or a CA bundle path.
     - ``insecure_registries``: hosts spoken to over plain HTTP (loopback hosts always are).
     - ``allowed_hosts``: the only registry hosts contacted directly; ``None`` allows any.
-    - retries: at most ``max_attempts`` tries on 429, 5xx and connection errors, exponential backoff from
-      ``backoff`` seconds with full jitter, capped at ``max_backoff``; ``Retry-After`` is honoured up to that cap.
+    - retries: at most ``max_attempts`` tries on 429, 5xx, connection errors, timeouts and broken bodies,
+      exponential backoff from ``backoff`` seconds with full jitter, capped at ``max_backoff``; ``Retry-After`` is
+      honoured up to that cap. Invalid requests (bad URL, header or scheme) are never retried.
     """
 
     endpoints: Mapping[str, str] = field(default_factory=dict)
@@ -179,22 +180,43 @@ def registry_error(response: requests.Response, method: str, url: str, what: str
     return kind(message, status=status, method=method, url=safe_url, code=code, temporary=temporary)
 
 
+# Failures below HTTP that another try may cure: the connection could not be made, was reset, timed out, or
+# the body broke off mid-stream (urllib3's protocol errors arrive as ConnectionError or ChunkedEncodingError).
+_TEMPORARY_FAILURES: tuple[type[requests.RequestException], ...] = (
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+)
+
+
 def connection_error(exc: requests.RequestException, method: str, url: str, what: str | None) -> RegistryError:
-    """A failure below HTTP: temporary (retried) unless TLS verification failed, which no retry fixes."""
+    """A failure below HTTP: temporary (retried) only for connection trouble, timeouts and a broken body.
+
+    TLS verification failures and everything that is a property of the request itself (an invalid URL or
+    header, a missing or unsupported scheme, too many redirects) fail at once: no retry fixes them.
+    """
     prefix = f"{what}: " if what else ""
     safe_url = redact_url(url)
+    detail = _redact_text(str(exc).replace(url, safe_url))[:300]
     if isinstance(exc, requests.exceptions.SSLError):
         return RegistryError(
-            f"{prefix}{method} {safe_url}: TLS verification failed ({_redact_text(str(exc))[:300]}); if the "
+            f"{prefix}{method} {safe_url}: TLS verification failed ({detail}); if the "
             "registry uses a private CA, pass its certificate with --ca-bundle",
             method=method,
             url=safe_url,
         )
+    if isinstance(exc, _TEMPORARY_FAILURES):
+        return RegistryError(
+            f"{prefix}{method} {safe_url}: cannot reach the registry: {type(exc).__name__}: {detail}",
+            method=method,
+            url=safe_url,
+            temporary=True,
+        )
     return RegistryError(
-        f"{prefix}{method} {safe_url}: cannot reach the registry: {type(exc).__name__}: {_redact_text(str(exc))[:300]}",
+        f"{prefix}{method} {safe_url}: the request is invalid ({type(exc).__name__}: {detail}); not retried, "
+        "check the registry address and endpoint settings",
         method=method,
         url=safe_url,
-        temporary=True,
     )
 
 

@@ -25,7 +25,8 @@ repository with ``?ref=<sha>``.
 
 Writes: ``PUT /contents`` checks the blob ``sha`` (a stale one answers 409), and ``protect_branch`` makes
 writes to a branch answer 403 or 422 with GitHub's message. :class:`CommitFake` adds what the bot's
-commit-back needs: branch creation and a hook that runs before a contents write (a concurrent commit).
+commit-back needs: git refs (create, list matching, update) and a hook that runs before a contents write (a
+concurrent commit). ``GET /pulls`` filters by ``state``, ``head`` and ``base`` as GitHub does.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 JSON = dict[str, Any]
 
@@ -514,6 +515,23 @@ class GitHubFake:
         )
         return 201, self._pull_json(self.pulls[(repo.full_name, number)])
 
+    def _list_pulls(self, query: Any, body: JSON, owner: str, name: str) -> tuple[int, Any]:
+        """``GET /pulls`` with GitHub's filters: ``state`` (default open), ``head`` (``owner:branch``), ``base``."""
+        repo = self._repo(owner, name)
+        state = query.get("state", ["open"])[0]
+        head = query.get("head", [None])[0]
+        base = query.get("base", [None])[0]
+        found = []
+        for pull in sorted(self.pulls.values(), key=lambda p: p.number):
+            if pull.repo != repo.full_name or state not in ("all", pull.state):
+                continue
+            if head is not None and head != f"{self.repos[pull.head_repo].owner}:{pull.head_ref}":
+                continue
+            if base is not None and base != pull.base_ref:
+                continue
+            found.append(self._pull_json(pull))
+        return 200, found
+
     def _get_contents(self, query: Any, body: JSON, owner: str, name: str, path: str) -> tuple[int, Any]:
         repo = self._repo(owner, name)
         ref = query.get("ref", [None])[0]
@@ -600,6 +618,7 @@ _ROUTES: list[tuple[str, str, Any]] = [
     ("GET", _R + r"/pulls/(\d+)", GitHubFake._get_pull),
     ("GET", _R + r"/pulls/(\d+)/files", GitHubFake._get_pull_files),
     ("POST", _R + r"/pulls", GitHubFake._create_pull),
+    ("GET", _R + r"/pulls", GitHubFake._list_pulls),
     ("GET", _R + r"/contents/(.+)", GitHubFake._get_contents),
     ("PUT", _R + r"/contents/(.+)", GitHubFake._put_contents),
     ("GET", _R + r"/git/blobs/([0-9a-f]{40})", GitHubFake._get_blob),
@@ -690,7 +709,7 @@ COMMIT_TOKEN = "ghs_commit_test"
 
 
 class CommitFake(GitHubFake):
-    """The fake plus ``POST /git/refs`` (branch creation) and a hook that runs before a contents write."""
+    """The fake plus git refs (create, list matching, update) and a hook that runs before a contents write."""
 
     def __init__(self) -> None:
         super().__init__(token=COMMIT_TOKEN)
@@ -711,6 +730,47 @@ class CommitFake(GitHubFake):
                     "url": f"{api}/git/refs/heads/{branch}",
                     "object": {"type": "commit", "sha": body["sha"], "url": f"{api}/git/commits/{body['sha']}"},
                 }
+        matching = re.fullmatch(r"/repos/([^/]+)/([^/]+)/git/matching-refs/(.+)", path)
+        if method == "GET" and matching:
+            with self.lock:
+                repo = self._repo(*matching.groups()[:2])
+                wanted = unquote(matching.group(3))  # PyGithub sends heads%2F...
+                return 200, [
+                    self._ref_json(repo, branch)
+                    for branch in sorted(repo.branches)
+                    if f"heads/{branch}".startswith(wanted)
+                ]
+        update = re.fullmatch(r"/repos/([^/]+)/([^/]+)/git/refs/heads/(.+)", path)
+        if method == "PATCH" and update:
+            with self.lock:
+                repo = self._repo(*update.groups()[:2])
+                branch, sha = update.group(3), str(body["sha"])
+                if branch not in repo.branches:
+                    raise FakeError(422, "Reference does not exist")
+                if sha not in self.commits:
+                    raise FakeError(422, "Object does not exist")
+                if not body.get("force") and not self._descends(sha, repo.branches[branch]):
+                    raise FakeError(422, "Update is not a fast forward")
+                repo.branches[branch] = sha
+                return 200, self._ref_json(repo, branch)
         if method == "PUT" and "/contents/" in path and self.before_put:
             self.before_put.pop(0)()
         return super().handle(method, path, query, body)
+
+    def _ref_json(self, repo: Repo, branch: str) -> dict[str, Any]:
+        api = f"{self.base_url}/repos/{repo.full_name}"
+        sha = repo.branches[branch]
+        return {
+            "ref": f"refs/heads/{branch}",
+            "node_id": f"REF_{branch}",
+            "url": f"{api}/git/refs/heads/{branch}",
+            "object": {"type": "commit", "sha": sha, "url": f"{api}/git/commits/{sha}"},
+        }
+
+    def _descends(self, sha: str, ancestor: str) -> bool:
+        current: str | None = sha
+        while current is not None:
+            if current == ancestor:
+                return True
+            current = self.commits[current].parent
+        return False

@@ -118,3 +118,38 @@ def test_a_refused_token_is_a_clear_error(fake: CommitFake) -> None:
         repository_from_environment(env)
     env["GITHUB_TOKEN"] = TOKEN
     assert repository_from_environment(env).full_name == REPO
+
+
+def _open_pulls(fake: CommitFake) -> list[tuple[int, str]]:
+    return [(number, pull.head_ref) for (name, number), pull in fake.pulls.items() if pull.state == "open"]
+
+
+def test_runs_against_a_protected_branch_share_one_branch_and_one_pull_request(
+    fake: CommitFake, repo: Repository
+) -> None:
+    fake.protect_branch(REPO, "main")
+    before = fake.file(REPO, PATH)
+    first = commit_file(repo, PATH, add(REDIS), "Record 1 mirrored image")
+    second = commit_file(repo, PATH, add(BUSYBOX), "Record 1 mirrored image")
+    assert (first.status, second.status) == (PULL_REQUEST, PULL_REQUEST)
+    assert _open_pulls(fake) == [(1, "image-mirror/mirrored-images")]  # no second pull request
+    assert second.url == first.url and second.url is not None and second.url.endswith("/pull/1")
+    assert "opened a pull request" in first.describe(PATH)
+    assert "updated the open pull request" in second.describe(PATH)
+    branch = fake.file(REPO, PATH, ref="image-mirror/mirrored-images")
+    assert branch == f"{BUSYBOX}\n{NGINX}\n{REDIS}\n".encode()  # the second run's content, the first's kept
+    assert fake.file(REPO, PATH) == before  # main untouched
+    assert len(fake.requests_to("POST", r"/repos/octo/mirror/pulls")) == 1
+    assert len(fake.requests_to("POST", r"/repos/octo/mirror/git/refs")) == 1
+
+
+def test_a_closed_pull_request_is_replaced_from_a_fresh_branch(fake: CommitFake, repo: Repository) -> None:
+    fake.protect_branch(REPO, "main")
+    commit_file(repo, PATH, add(REDIS), "Record 1 mirrored image")
+    fake.pulls[(REPO, 1)].state = "closed"  # dismissed without merging
+    outcome = commit_file(repo, PATH, add(BUSYBOX), "Record 1 mirrored image")
+    assert outcome.status == PULL_REQUEST and not outcome.updated
+    assert _open_pulls(fake) == [(2, "image-mirror/mirrored-images")]
+    # The branch starts again from main: the dismissed proposal is not carried into the new one.
+    assert fake.file(REPO, PATH, ref="image-mirror/mirrored-images") == f"{BUSYBOX}\n{NGINX}\n".encode()
+    assert fake.file(REPO, PATH) == f"{NGINX}\n".encode()

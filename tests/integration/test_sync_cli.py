@@ -216,3 +216,19 @@ def test_pending_heads_pinned_tags_once_and_keeps_the_order(source: RegistryServ
     assert [str(result.source) for result in unchanged] == [f"{host}/team/same:1", f"{host}/team/gone:1"]
     assert [result.target_digest for result in unchanged] == [same.digest, moved.digest]
     assert heads == 3  # moved, same and gone; never the unlisted one nor the duplicate
+
+
+@pytest.mark.usefixtures("env")
+def test_a_failure_names_its_image_once(
+    source: RegistryServer, target: RegistryServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path, source, target)
+    listing = write_list(tmp_path, f"{source.host}/team/missing:9")
+    argv = ["sync", "--config", str(config), "--target", f"{target.host}/mirror", "--list", str(listing)]
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    image, mirror = f"{source.host}/team/missing:9", f"{target.host}/mirror/src/team/missing:9"
+    reason = "the source image does not exist (no such tag or digest)"
+    assert f"FAILED  {image} -> {mirror}: {reason}\n" in captured.out
+    assert f"FAILED {image}: {reason}\n" in captured.err
+    assert f"{image}: {image}" not in captured.out + captured.err

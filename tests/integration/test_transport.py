@@ -12,11 +12,12 @@ import base64
 from collections.abc import Callable
 
 import pytest
+import requests
 
 from bot.errors import AuthError, NotFound, RegistryError
 from bot.registry.auth import Credentials, TokenCache
 from bot.registry.client import RegistryClient
-from bot.registry.transport import Transport, TransportSettings
+from bot.registry.transport import Transport, TransportSettings, connection_error
 from tests.harness.fault_proxy import FaultProxy
 from tests.harness.images import push_image
 from tests.harness.registry import RegistryFactory, RegistryServer
@@ -219,3 +220,38 @@ def test_head_headers_are_exposed(registry_factory: RegistryFactory) -> None:
     assert found.headers["Docker-Content-Digest"] == image.digest
     assert found.media_type == image.media_type
     assert found.size == len(image.manifest)
+
+
+def test_invalid_requests_fail_at_once_without_retries(registry: RegistryServer) -> None:
+    # A malformed endpoint or header is a configuration or programming error: retrying cannot fix it.
+    transport = _transport(endpoints={"broken.example": "http://127.0.0.1:notaport"})
+    with pytest.raises(RegistryError, match="the request is invalid") as caught:
+        transport.request("GET", "broken.example", "/v2/app/tags/list?token=secret")
+    assert not caught.value.temporary
+    assert "InvalidURL" in str(caught.value)
+    with pytest.raises(RegistryError, match=r"the request is invalid.*InvalidHeader") as header:
+        transport.request("GET", registry.host, "/v2/", headers={"X-Trace": "a\nb"})
+    assert not header.value.temporary
+    assert transport.sleeps == []  # type: ignore[attr-defined]
+    assert sum(transport.counts.values()) == 1  # the ping of the real registry, nothing else
+    transport.close()
+
+
+def test_a_body_that_breaks_off_and_a_timeout_are_retried() -> None:
+    url = "http://127.0.0.1:5000/v2/app/blobs/sha256:0?X-Signature=abc"
+    for exc in (
+        requests.exceptions.ChunkedEncodingError("Connection broken: IncompleteRead"),
+        requests.exceptions.ReadTimeout("read timed out"),
+        requests.exceptions.ConnectionError("Connection reset by peer"),
+    ):
+        assert connection_error(exc, "GET", url, None).temporary, exc
+    for bad in (
+        requests.exceptions.MissingSchema(f"Invalid URL {url!r}: No scheme supplied"),
+        requests.exceptions.InvalidSchema("No connection adapters were found"),
+        requests.exceptions.InvalidURL("Failed to parse"),
+        requests.exceptions.InvalidHeader("Invalid leading whitespace"),
+        requests.exceptions.TooManyRedirects("Exceeded 30 redirects"),
+    ):
+        error = connection_error(bad, "GET", url, None)
+        assert not error.temporary, bad
+        assert "abc" not in str(error)  # the signed URL stays redacted

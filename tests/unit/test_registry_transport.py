@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import random
+import re
+import threading
+import time
 
 import pytest
 
@@ -143,3 +146,50 @@ def test_log_progress_prints_rate_and_eta() -> None:
     progress.advance(0)
     assert stream.text == "progress: 0/2 images, 50.0 MB / 100.0 MB, 5.0 MB/s, ETA 10s\n"
     assert human_bytes(999) == "999 B" and human_bytes(1_500_000_000) == "1.5 GB"
+
+
+def _tickers() -> set[threading.Thread]:
+    return {thread for thread in threading.enumerate() if thread.name == "progress-ticker"}
+
+
+def test_log_progress_prints_on_a_timer_while_a_transfer_stalls() -> None:
+    before = _tickers()
+    stream = _Stream()
+    progress = LogProgress(stream, 0.05)  # type: ignore[arg-type]
+    progress.add_images(1)
+    progress.add_total(1_000_000)
+    progress.advance(250_000)
+    time.sleep(0.4)  # no byte moves: the stall must still be visible in the log
+    stalled = stream.text.splitlines()
+    assert len(stalled) >= 3
+    assert all(line.startswith("progress: 0/1 images, 250.0 kB / 1.0 MB, ") for line in stalled)
+    progress.advance(750_000)
+    progress.image_done()
+    progress.finish()
+    assert re.search(r"progress: 1/1 images, 1\.0 MB / 1\.0 MB, [0-9.]+ MB/s, ETA -\n\Z", stream.text)
+    assert _tickers() <= before
+    final = stream.text
+    time.sleep(0.2)
+    assert stream.text == final  # stopped cleanly: nothing after the final line
+
+
+def test_log_progress_ticker_ends_when_nothing_is_in_flight() -> None:
+    before = _tickers()
+    stream = _Stream()
+    progress = LogProgress(stream, 0.05)  # type: ignore[arg-type]
+    progress.add_images(1)
+    progress.image_done()  # done without finish(): the ticker must not outlive the work
+    time.sleep(0.3)
+    assert _tickers() <= before
+
+
+def test_progress_without_images_never_says_zero_of_zero() -> None:
+    stream = _Stream()
+    progress = LogProgress(stream, 10.0)  # type: ignore[arg-type]
+    progress.finish()  # nothing reached the copier: no meaningless line
+    assert stream.text == ""
+    progress.add_total(2000)
+    progress.advance(1000)
+    assert "images" not in progress.line()
+    progress.finish()
+    assert stream.text.startswith("progress: 1.0 kB / 2.0 kB, ")
