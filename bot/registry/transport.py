@@ -449,11 +449,25 @@ class Transport:
         """``GET /v2/``: ``None`` when the registry needs no auth, else its challenge."""
         self.check_allowed(host)
         url = self.base_url(host) + "/v2/"
+        response = self._get_retrying(host, url, {}, url, f"{host} does not answer")
+        if response.status_code == 401:
+            challenge = parse_challenge(response.headers.get("WWW-Authenticate"))
+            if challenge is None:
+                raise AuthError(f"GET {url}: 401 without a usable WWW-Authenticate challenge", status=401, url=url)
+            return _without_scope(challenge)
+        if 200 <= response.status_code < 300:
+            return None
+        raise registry_error(response, "GET", url, f"{host} does not answer as a registry")
+
+    def _get_retrying(
+        self, host: str, url: str, headers: dict[str, str], shown_url: str, who: str
+    ) -> requests.Response:
+        """``GET`` with the transport's retries for temporary failures; the last answer, whatever its status."""
         for attempt in range(1, self.settings.max_attempts + 1):
             try:
-                response = self._send(host, "GET", url, {})
+                response = self._send(host, "GET", url, headers)
             except requests.RequestException as exc:
-                error = connection_error(exc, "GET", url, f"{host} does not answer")
+                error = connection_error(exc, "GET", shown_url, who)
                 if not error.temporary or attempt == self.settings.max_attempts:
                     raise error from exc
                 self._sleep(retry_delay(attempt, self.settings, None, self._rng))
@@ -461,14 +475,7 @@ class Transport:
             if response.status_code in RETRY_STATUSES and attempt < self.settings.max_attempts:
                 self._sleep(retry_delay(attempt, self.settings, response.headers.get("Retry-After"), self._rng))
                 continue
-            if response.status_code == 401:
-                challenge = parse_challenge(response.headers.get("WWW-Authenticate"))
-                if challenge is None:
-                    raise AuthError(f"GET {url}: 401 without a usable WWW-Authenticate challenge", status=401, url=url)
-                return _without_scope(challenge)
-            if 200 <= response.status_code < 300:
-                return None
-            raise registry_error(response, "GET", url, f"{host} does not answer as a registry")
+            return response
         raise AssertionError("unreachable")
 
     def _authorization(self, host: str, challenge: Challenge | None, scopes: frozenset[Scope]) -> str | None:
@@ -504,39 +511,27 @@ class Transport:
         url = realm + ("&" if "?" in realm else "?") + urlencode(query, safe=":/,")
         login = self.credentials.get(host)
         headers = {"Authorization": login.basic_header()} if login else {}
-        for attempt in range(1, self.settings.max_attempts + 1):
-            try:
-                response = self._send(host, "GET", url, headers)
-            except requests.RequestException as exc:
-                error = connection_error(exc, "GET", realm, f"the token server of {host}")
-                if not error.temporary or attempt == self.settings.max_attempts:
-                    raise error from exc
-                self._sleep(retry_delay(attempt, self.settings, None, self._rng))
-                continue
-            if response.status_code in RETRY_STATUSES and attempt < self.settings.max_attempts:
-                self._sleep(retry_delay(attempt, self.settings, response.headers.get("Retry-After"), self._rng))
-                continue
-            if response.status_code != 200:
-                who = f"the credentials for {host} were refused" if login else f"{host} refused anonymous access"
-                raise AuthError(
-                    f"token request to {redact_url(realm)} failed with {response.status_code}: {who}; "
-                    f"set {_env_hint(host)} or add the registry to a docker config.json",
-                    status=response.status_code,
-                    method="GET",
-                    url=redact_url(realm),
-                )
-            try:
-                data = response.json()
-            except ValueError as exc:
-                raise AuthError(f"the token server of {host} answered without JSON") from exc
-            token = (data.get("token") or data.get("access_token")) if isinstance(data, dict) else None
-            if not isinstance(token, str) or not token:
-                raise AuthError(f"the token server of {host} answered without a token")
-            expires_in = data.get("expires_in", 60)
-            lifetime = float(expires_in) if isinstance(expires_in, int | float) and expires_in > 0 else 60.0
-            self.tokens.put(realm, challenge.service, scopes, token, lifetime)
-            return token
-        raise AssertionError("unreachable")
+        response = self._get_retrying(host, url, headers, realm, f"the token server of {host}")
+        if response.status_code != 200:
+            who = f"the credentials for {host} were refused" if login else f"{host} refused anonymous access"
+            raise AuthError(
+                f"token request to {redact_url(realm)} failed with {response.status_code}: {who}; "
+                f"set {_env_hint(host)} or add the registry to a docker config.json",
+                status=response.status_code,
+                method="GET",
+                url=redact_url(realm),
+            )
+        try:
+            data = response.json()
+        except ValueError as exc:
+            raise AuthError(f"the token server of {host} answered without JSON") from exc
+        token = (data.get("token") or data.get("access_token")) if isinstance(data, dict) else None
+        if not isinstance(token, str) or not token:
+            raise AuthError(f"the token server of {host} answered without a token")
+        expires_in = data.get("expires_in", 60)
+        lifetime = float(expires_in) if isinstance(expires_in, int | float) and expires_in > 0 else 60.0
+        self.tokens.put(realm, challenge.service, scopes, token, lifetime)
+        return token
 
 
 def _without_scope(challenge: Challenge) -> Challenge:
