@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import base64
-import datetime
 import http.client
-import ipaddress
 import json
 import multiprocessing
 import os
@@ -32,37 +30,22 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.harness.registry import tls_material  # noqa: E402
+
 DEFAULT_LIST = REPO / "tests" / "data" / "upstream" / "upstream-mirrored-images.txt"
 TARGET_P99_MS = 50.0
 
 
 def write_certificate(directory: Path) -> None:
-    """A self-signed certificate for 127.0.0.1; clients trust exactly this certificate."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    (directory / "tls.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (directory / "tls.key").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
+    """``tls.crt``/``tls.key`` for 127.0.0.1 and ``ca.crt``, the CA the clients trust (the test harness's)."""
+    ca, cert, key = tls_material()
+    (directory / "ca.crt").write_bytes(ca)
+    (directory / "tls.crt").write_bytes(cert)
+    (directory / "tls.key").write_bytes(key)
+    (directory / "tls.key").chmod(0o600)
 
 
 def reviews(count: int, mirrored: list[str], seed: int) -> list[bytes]:
@@ -204,20 +187,20 @@ def main() -> int:
         with log_path.open("w") as log:
             server = subprocess.Popen(command, cwd=REPO, stderr=log)
         try:
-            wait_until_healthy(server, port, directory / "tls.crt", log_path)
+            wait_until_healthy(server, port, directory / "ca.crt", log_path)
             startup = time.perf_counter() - loading
 
             bodies = reviews(args.requests, lines, args.seed)
             # a short warm-up on one connection (first decisions, code paths), not counted
             context = multiprocessing.get_context("spawn")
             warm_up: Any = context.SimpleQueue()
-            client(port, str(directory / "tls.crt"), reviews(20, lines, args.seed + 1), None, warm_up)
+            client(port, str(directory / "ca.crt"), reviews(20, lines, args.seed + 1), None, warm_up)
             warm_up.get()
             shares = [bodies[index :: args.clients] for index in range(args.clients)]
             barrier = context.Barrier(args.clients + 1)
             queue: Any = context.Queue()
             processes = [
-                context.Process(target=client, args=(port, str(directory / "tls.crt"), share, barrier, queue))
+                context.Process(target=client, args=(port, str(directory / "ca.crt"), share, barrier, queue))
                 for share in shares
             ]
             for process in processes:
