@@ -16,9 +16,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "map",
         help="print the mirror target of image references",
         description="Print the full mirror target of each reference, one per line, in input order. "
-        "Invalid or unmapped references are reported on stderr and make the exit status 1.",
+        "Invalid or unmapped references are reported on stderr and make the exit status 1. With --reverse, "
+        "print the source each mirror path was copied from.",
     )
     parser.add_argument("refs", nargs="+", metavar="REF", help="image reference, e.g. nginx:1.17.9")
+    parser.add_argument(
+        "--reverse",
+        action="store_true",
+        help="the REFs are mirror paths ([registry/]path[:tag]); print their sources",
+    )
     add_config_options(parser)
     parser.set_defaults(handler=run)
 
@@ -28,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     status = 0
     for text in args.refs:
         try:
-            print(mapper.target(parse_reference(text)))
+            print(mapper.source(text) if args.reverse else mapper.target(parse_reference(text)))
         except (InvalidReference, MappingError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             status = 1

@@ -45,6 +45,20 @@ def test_map_registry_override(workdir: Path) -> None:
     assert result.stdout == "mirror.example.com/base/dockerhub/nginx:1\n"
 
 
+def test_map_reverse_prints_the_source_of_mirror_paths(workdir: Path) -> None:
+    result = run_bot(
+        "map",
+        "--reverse",
+        f"{ECR}/quay/calico/node:v3.7.4",
+        "gcr/google_containers/pause:3.9",
+        "quay.io/calico/node:v1",
+        cwd=workdir,
+    )
+    assert result.stdout.splitlines() == ["quay.io/calico/node:v3.7.4", "registry.k8s.io/pause:3.9"]
+    assert result.stderr == f"error: quay.io/calico/node:v1: not in the mirror registry {ECR}\n"
+    assert result.returncode == 1
+
+
 def test_map_with_a_config_file(workdir: Path) -> None:
     config = workdir / "custom.yml"
     config.write_text("target: {registry: r.example.com}\nrules:\n  - {source: quay.io, target: q}\n")
