@@ -228,8 +228,8 @@ def pending(
     unique: dict[tuple[str, str, str | None, str | None], Reference] = {}
     for ref in refs:
         unique.setdefault(ref.identity(), ref)
-    pinned_refs = [(ref, entry.ref.digest) for ref in unique.values() if (entry := mirrored.find(ref)) is not None]
-    to_head = [ref for ref, pinned in pinned_refs if pinned is not None and ref.digest is None]
+    pins = {ref: entry.ref.digest for ref in unique.values() if (entry := mirrored.find(ref)) is not None}
+    to_head = [ref for ref, pinned in pins.items() if pinned is not None and ref.digest is None]
 
     def head(ref: Reference) -> str | None:
         """The digest upstream has now; ``None`` when it cannot be told (the copy will say why)."""
@@ -244,7 +244,6 @@ def pending(
 
     copy: list[Reference] = []
     unchanged: list[ImageResult] = []
-    pins = dict(pinned_refs)
     for ref in unique.values():
         pinned = pins.get(ref)
         if pinned is None:
