@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from tests.harness import figures
 from tests.harness.fault_proxy import FaultProxy
 from tests.harness.github_fake import COMMIT_TOKEN, CommitFake
 from tests.harness.registry import RegistryFactory, RegistryServer
@@ -93,3 +94,16 @@ def commit_github(monkeypatch: pytest.MonkeyPatch) -> Iterator[CommitFake]:
     monkeypatch.setenv("GITHUB_API_URL", fake.base_url)
     yield fake
     fake.stop()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the reliability figures the fault, interruption and hostile-input tests gathered."""
+    lines = figures.report_lines()
+    if not lines:
+        return
+    terminalreporter.section("reliability figures")
+    for line in lines:
+        terminalreporter.write_line(line)
+    written = figures.write_if_asked()
+    if written is not None:
+        terminalreporter.write_line(f"written to {written}")
