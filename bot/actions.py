@@ -1,13 +1,16 @@
 """GitHub Actions runtime: workflow commands (annotations, masking), outputs and the job summary.
 
 Everything that may carry text from a pull request is escaped here, so it can never start a workflow command
-of its own: CR and LF are encoded (a command must start a line), and property values also encode ``:`` and
-``,`` so a file name cannot close the property list.
+of its own. The runner reads a line as a command when, after leading whitespace, it starts with ``::`` or when
+it holds the legacy ``##[command]`` form anywhere. So CR and LF are encoded (a command must start a line),
+property values also encode ``:`` and ``,`` so a file name cannot close the property list, and plain log lines
+lose a leading ``::`` and every ``##[``.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,13 +30,22 @@ def escape_property(value: str) -> str:
     return escape_data(value).replace(":", "%3A").replace(",", "%2C")
 
 
-def safe_line(value: str) -> str:
-    """Plain log text that cannot be read as a workflow command (no line breaks, no leading ``::``).
+# C0 controls (tab aside) and DEL: CR and LF would start a new line, the others garble the log.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
-    ``%`` stays as written: only a workflow command's data is decoded, and people read this line.
+
+def safe_line(value: str) -> str:
+    """Plain log text that cannot be read as a workflow command.
+
+    Control characters are written as ``%XX``, a ``::`` that would start the line (the runner skips leading
+    whitespace) becomes ``:%3A``, and ``##[`` becomes ``##%5B``. Any other ``%`` stays as written: only a
+    workflow command's data is decoded, and people read this line.
     """
-    value = value.replace("\r", "%0D").replace("\n", "%0A")
-    return f" {value}" if value.lstrip().startswith("::") else value
+    value = _CONTROL.sub(lambda match: f"%{ord(match.group()):02X}", value).replace("##[", "##%5B")
+    body = value.lstrip()
+    if body.startswith("::"):
+        value = value[: len(value) - len(body)] + ":%3A" + body[2:]
+    return value
 
 
 def annotation(

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.errors import ConfigError, GitHubError
+from bot.errors import ConfigError, GitHubError, ListFileError
+from bot.lists import MAX_LIST_BYTES, too_large_message
 from bot.validate import ListChange
 
 if TYPE_CHECKING:
@@ -23,8 +24,6 @@ if TYPE_CHECKING:
     from github.Repository import Repository
 
 DEFAULT_API_URL = "https://api.github.com"
-# The contents API sends files up to 1 MB inline; bigger ones come through the git blobs API.
-_INLINE_LIMIT = 1024 * 1024
 
 
 def connect(api_url: str, token: str, *, retry: bool = True) -> Github:
@@ -112,7 +111,11 @@ class PullRequestFiles:
             raise GitHubError(f"cannot list the files of pull request #{self.number}: {_message(exc)}") from exc
 
     def read(self, path: str, ref: str) -> bytes | None:
-        """The file at ``ref`` as bytes, ``None`` when it does not exist there."""
+        """The file at ``ref`` as bytes, ``None`` when it does not exist there.
+
+        A file over :data:`~bot.lists.MAX_LIST_BYTES` is refused with :class:`ListFileError` before its content
+        is downloaded (the contents API names the size first).
+        """
         try:
             content = self.repo.get_contents(path, ref=ref)
         except self._error as exc:
@@ -121,10 +124,10 @@ class PullRequestFiles:
             raise GitHubError(f"cannot read {path} at {ref[:12]}: {_message(exc)}") from exc
         if isinstance(content, list):
             raise GitHubError(f"{path} is a directory at {ref[:12]}; it must be a list file")
+        if content.size > MAX_LIST_BYTES:
+            raise ListFileError(too_large_message(path, content.size))
         if content.encoding == "base64":
             return content.decoded_content
-        if content.size > 100 * _INLINE_LIMIT:
-            raise GitHubError(f"{path} is {content.size} bytes at {ref[:12]}; list files must stay under 100 MB")
         try:
             blob = self.repo.get_git_blob(content.sha)
         except self._error as exc:
@@ -138,8 +141,13 @@ class PullRequestFiles:
         for path in paths:
             if path not in changed:
                 continue
-            head = None if changed[path] == "removed" else self.read(path, self.head_sha)
             base = self.read(path, self.base_sha)
+            try:
+                head = None if changed[path] == "removed" else self.read(path, self.head_sha)
+            except ListFileError as exc:
+                # The pull request made the file too big: the validation reports it; nothing of it is read.
+                changes.append(ListChange(path, base, None, refused=exc.message))
+                continue
             changes.append(ListChange(path, base, head))
         return changes
 

@@ -11,6 +11,7 @@ three images.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -20,7 +21,8 @@ from pathlib import Path
 from bot.errors import InvalidReference, ListFileError
 from bot.reference import Reference, parse_reference
 
-MAX_LIST_BYTES = 64 * 1024 * 1024
+# About 100 000 mirrored images; a bigger list is a mistake or an attack, and is refused before it is read.
+MAX_LIST_BYTES = 16 * 1024 * 1024
 _COMMENT = re.compile(r"(?:^|[ \t])#")
 
 
@@ -96,18 +98,34 @@ def logical_lines(text: str) -> Iterator[Line]:
             yield Line(number, len(body) - len(body.lstrip(" \t")) + 1, stripped.rstrip("\r"))
 
 
+def too_large_message(path: str, size: int) -> str:
+    return (
+        f"{path}: the file is {size} bytes; list files are limited to {MAX_LIST_BYTES} bytes "
+        f"({MAX_LIST_BYTES // (1024 * 1024)} MiB): split it or remove lines"
+    )
+
+
 def decode(data: bytes, path: str) -> tuple[str, list[Problem]]:
     """Decode UTF-8; undecodable bytes become a problem at their line and column, never an exception."""
     if len(data) > MAX_LIST_BYTES:
-        raise ListFileError(f"{path}: the file is {len(data)} bytes; list files are limited to {MAX_LIST_BYTES} bytes")
+        raise ListFileError(too_large_message(path, len(data)))
     try:
         return data.decode("utf-8"), []
-    except UnicodeDecodeError as exc:
-        text = data.decode("utf-8", errors="replace")
-        before = data[: exc.start].decode("utf-8", errors="replace")
-        line = before.count("\n") + 1
-        col = len(before) - (before.rfind("\n") + 1) + 1
-        return text, [Problem(path, line, col, "the file is not valid UTF-8 here; save it as UTF-8")]
+    except UnicodeDecodeError:
+        pass
+    # Every line with a bad byte is reported, at the column it would have (no UTF-8 sequence holds b"\n").
+    problems = []
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            before = raw[: exc.start].decode("utf-8", errors="replace")
+            if number == 1:
+                before = before.removeprefix("\ufeff")  # columns are counted after a byte order mark
+            problems.append(
+                Problem(path, number, len(before) + 1, "the file is not valid UTF-8 here; save it as UTF-8")
+            )
+    return data.decode("utf-8", errors="replace"), problems
 
 
 def parse_list(data: bytes | str, path: str, kind: ListKind | None = None) -> ListFile:
@@ -151,7 +169,12 @@ def _kind_problem(kind: ListKind, ref: Reference, line: Line, path: str) -> Prob
 def read_list(path: Path, kind: ListKind | None = None, *, missing_ok: bool = False) -> ListFile:
     """Read and parse a list file; a missing file is empty when ``missing_ok``."""
     try:
-        data = path.read_bytes()
+        with path.open("rb") as handle:
+            # The size is checked before reading, and no more than the limit is ever read (a file may grow).
+            size = os.fstat(handle.fileno()).st_size
+            if size > MAX_LIST_BYTES:
+                raise ListFileError(too_large_message(str(path), size))
+            data = handle.read(MAX_LIST_BYTES + 1)
     except FileNotFoundError:
         if missing_ok:
             return ListFile(str(path), kind or ListKind.for_path(path), (), ())

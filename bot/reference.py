@@ -156,6 +156,20 @@ def _parse_checked(text: str) -> Reference:
     _check_characters(text)
     if "://" in text:
         return _fail(text, text.index("://") + 1, "a URL is not an image reference; write host/repository:tag")
+    at = text.find("@")
+    if (
+        at >= 0
+        and "/" not in text[:at]
+        and "/" in text[at:]
+        and _looks_like_host(text[at + 1 :].split("/", maxsplit=1)[0])
+    ):
+        # A digest follows the path and never holds '/': this is "user[:password]@host/...".
+        return _fail(
+            text,
+            1,
+            "credentials ('user:password@') are not part of an image reference; remove them and write "
+            "host/repository:tag",
+        )
 
     name_part, digest, digest_col = _split_digest(text)
     name, tag, tag_col = _split_tag(name_part)
@@ -175,8 +189,15 @@ def _parse_checked(text: str) -> Reference:
     if digest is not None:
         _check_digest(text, digest, digest_col)
     if registry is None and tag is None and digest is None and _PLATFORM.fullmatch(path):
-        return _fail(text, 1, f"{path!r} is a platform, not an image; write the image reference instead")
+        return _fail(text, 1, f"{_quoted(path)} is a platform, not an image; write the image reference instead")
     return Reference(registry, path, tag, digest)
+
+
+def _quoted(value: str, limit: int = 60) -> str:
+    """``value`` quoted for a message; a long one is cut, so a message never grows with the input."""
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[: limit - 10]!r}... ({len(value)} characters)"
 
 
 def _fail(text: str, column: int, reason: str) -> Reference:
@@ -224,7 +245,8 @@ def _looks_like_host(component: str) -> bool:
 
 def _split_registry(text: str, name: str) -> tuple[str | None, str, int]:
     slash = name.find("/")
-    if slash < 0 or not _looks_like_host(name[:slash]):
+    # "../x" is a file path, not the host "..": let the path check say so.
+    if slash < 0 or not _looks_like_host(name[:slash]) or not name[:slash].strip("."):
         return None, name, 1
     registry = name[:slash]
     _check_host(text, registry)
@@ -236,7 +258,7 @@ def _check_host(text: str, registry: str) -> None:
     if registry.startswith("["):
         end = registry.find("]")
         if end < 0 or not _IPV6.fullmatch(registry[: end + 1]):
-            _fail(text, 1, f"{registry!r} is not a valid IPv6 registry address; write it as [address]:port")
+            _fail(text, 1, f"{_quoted(registry)} is not a valid IPv6 registry address; write it as [address]:port")
         host, rest = registry[: end + 1], registry[end + 1 :]
         if rest:
             if not rest.startswith(":"):
@@ -250,8 +272,9 @@ def _check_host(text: str, registry: str) -> None:
             _check_domain(text, host)
     else:
         _check_domain(text, host)
-    if port is not None and not (port.isdigit() and 0 < int(port) < 65536):
-        _fail(text, len(host) + 2, f"{port!r} is not a port number (1 to 65535)")
+    # At most five ASCII digits: int() of thousands of digits raises, and "²" is a digit to isdigit().
+    if port is not None and not (len(port) <= 5 and port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+        _fail(text, len(host) + 2, f"{_quoted(port)} is not a port number (1 to 65535)")
 
 
 def _check_domain(text: str, host: str) -> None:
@@ -263,7 +286,7 @@ def _check_domain(text: str, host: str) -> None:
             what = (
                 "an empty host name component"
                 if not component
-                else f"host name component {component!r} must be letters, digits and inner '-'"
+                else f"host name component {_quoted(component)} must be letters, digits and inner '-'"
             )
             _fail(text, where, what)
         column += len(component) + 1
@@ -290,6 +313,8 @@ def _check_path(text: str, path: str, path_col: int) -> None:
 def _path_problem(component: str, column: int) -> tuple[int, str]:
     if not component:
         return column, "empty path component ('//' or a '/' at the start or end)"
+    if not component.strip("."):
+        return column, f"{_quoted(component)} is not allowed: an image reference names a repository, not a file path"
     for index, char in enumerate(component):
         if char.isupper():
             return (
@@ -301,12 +326,16 @@ def _path_problem(component: str, column: int) -> tuple[int, str]:
             hint = "; a comment needs whitespace before '#'" if char == "#" else ""
             return column + index, f"character {char!r} is not allowed in a repository name{hint}"
     if not component[0].isalnum():
-        return column, f"path component {component!r} must start with a lowercase letter or digit"
+        return column, f"path component {_quoted(component)} must start with a lowercase letter or digit"
     if not component[-1].isalnum():
-        return column + len(component) - 1, f"path component {component!r} must end with a lowercase letter or digit"
+        end = column + len(component) - 1
+        return end, f"path component {_quoted(component)} must end with a lowercase letter or digit"
     separator = re.search(r"[._-]{2,}", component)
     assert separator is not None  # every other way to fail the pattern was ruled out above
-    return column + separator.start(), f"separator {separator.group()!r} is not allowed; use '.', '_', '__' or '-'"
+    return (
+        column + separator.start(),
+        f"separator {_quoted(separator.group())} is not allowed; use '.', '_', '__' or '-'",
+    )
 
 
 def _check_tag(text: str, tag: str, tag_col: int) -> None:
@@ -327,7 +356,7 @@ def _check_digest(text: str, digest: str, digest_col: int) -> None:
     if not sep:
         _fail(text, digest_col, "a digest is 'algorithm:hex', e.g. sha256:<64 hex digits>")
     if not _ALGORITHM.fullmatch(algorithm):
-        _fail(text, digest_col, f"{algorithm!r} is not a digest algorithm (e.g. sha256)")
+        _fail(text, digest_col, f"{_quoted(algorithm)} is not a digest algorithm (e.g. sha256)")
     hex_col = digest_col + len(algorithm) + 1
     if not encoded:
         _fail(text, hex_col - 1, "the digest has no hex digits after the ':'")
@@ -344,7 +373,7 @@ def _check_digest(text: str, digest: str, digest_col: int) -> None:
             f"{algorithm} digest is {state}: {len(encoded)} hex digits, it needs {expected}",
         )
     if expected is None and len(encoded) < 32:
-        _fail(text, hex_col, f"{algorithm} digest has {len(encoded)} hex digits; at least 32 are needed")
+        _fail(text, hex_col, f"{_quoted(algorithm)} digest has {len(encoded)} hex digits; at least 32 are needed")
 
 
 def is_digest(value: str) -> bool:
@@ -363,7 +392,7 @@ def split_location(text: str) -> tuple[str, str]:
     """
     host, _, prefix = text.strip("/").partition("/")
     if not host or not _looks_like_host(host):
-        _fail(text, 1, f"{host!r} is not a registry host (a domain with a dot, host:port, localhost or [IPv6])")
+        _fail(text, 1, f"{_quoted(host)} is not a registry host (a domain with a dot, host:port, localhost or [IPv6])")
     _check_host(text, host)
     if prefix:
         _check_path(text, prefix, len(host) + 2)

@@ -30,6 +30,14 @@ MAX_COMMENT_CHARS = 60000
 # What may appear inside a code span or a code block unescaped: the alphabet of a valid reference.
 # Long enough for the longest valid source (255-character name, 128-character tag, digest) under a target prefix.
 _REFERENCE_CHARS = re.compile(r"[A-Za-z0-9._:/@\[\]-]{1,1024}")
+# Longer text (a megabyte-long line of a pull request) is cut, so one line cannot crowd out the others.
+MAX_SHOWN_CHARS = 1024
+
+
+def _clip(text: str) -> str:
+    if len(text) <= MAX_SHOWN_CHARS:
+        return text
+    return f"{text[:MAX_SHOWN_CHARS]}… ({len(text)} characters)"
 
 
 def _trusted(text: str) -> Markup:
@@ -40,7 +48,7 @@ def _trusted(text: str) -> Markup:
 def _finalize(value: Any) -> Any:
     if isinstance(value, Markup):
         return value
-    return escape_markdown(str(value))
+    return escape_markdown(_clip(str(value)))
 
 
 def _code(value: object) -> Markup:
@@ -48,7 +56,7 @@ def _code(value: object) -> Markup:
     text = str(value)
     if _REFERENCE_CHARS.fullmatch(text):
         return _trusted(f"`{text}`")
-    return _trusted(escape_markdown(text))
+    return _trusted(escape_markdown(_clip(text)))
 
 
 def _raw_ref(value: object) -> Markup:
@@ -120,8 +128,9 @@ def render_report(
     """The markdown of the sticky comment (``marker=True``) or of the job summary."""
     limit = len(result.lines) if max_rows is None else max_rows
     rows = result.lines[:limit]
-    problems = [(line, issue) for line in result.lines for issue in line.issues][:limit]
-    pullable = [line for line in result.valid if line.kind.value == "required"][:limit]
+    # Problems and pull lines of the rows shown, every one of them (a line may have several problems).
+    problems = [(line, issue) for line in rows for issue in line.issues]
+    pullable = [line for line in rows if line.ok and line.target is not None and line.kind.value == "required"]
     context = {
         "marker": _trusted(MARKER if marker else ""),
         "result": result,

@@ -8,6 +8,8 @@ rule covers is refused: the rules are also the allow-list of registries the bot 
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
@@ -57,6 +59,36 @@ def _edit_distance(a: str, b: str) -> int:
     return previous[-1]
 
 
+def _internal_address(host: str) -> str | None:
+    """What kind of non-public address ``host`` names (``localhost``, loopback, private...), else ``None``.
+
+    IPv4 is read the way resolvers read it, so ``127.1`` and ``0x7f.0.0.1`` are loopback too.
+    """
+    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host[1 : host.find("]")]
+    if name == "localhost" or name.endswith(".localhost"):
+        return "this machine (localhost)"
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(name)
+    except ValueError:
+        try:
+            address = ipaddress.IPv4Address(socket.inet_aton(name))
+        except OSError:
+            return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    for kind, test in (
+        ("a loopback address", address.is_loopback),
+        ("a link-local address", address.is_link_local),
+        ("an unspecified address", address.is_unspecified),
+        ("a private address", address.is_private),
+        ("a reserved address", address.is_reserved or address.is_multicast),
+        ("a non-public address", not address.is_global),
+    ):
+        if test:
+            return kind
+    return None
+
+
 def _components(path: str) -> tuple[str, ...]:
     return tuple(part for part in path.split("/") if part)
 
@@ -99,6 +131,13 @@ class Mapper:
                 f"{ref}: no mirror rule covers {ref.canonical_name}; rules for {host} cover only "
                 + ", ".join(prefixes)
                 + "; add a rule under 'rules:' in mirror/config.yml to allow it"
+            )
+        internal = _internal_address(host)
+        if internal is not None:
+            return (
+                f"{ref}: registry {host} is not allowed: it is {internal}, and the mirror copies only public "
+                "images from the registries named under 'rules:' in mirror/config.yml; write the image's public "
+                "registry instead"
             )
         close = sorted((_edit_distance(host, known), known) for known in self.hosts)
         hint = f"did you mean {close[0][1]}? Otherwise " if close and close[0][0] <= 2 else ""

@@ -23,7 +23,7 @@ from typing import Protocol
 from bot.config import DailyConfig, Limits
 from bot.daily import TagFilter
 from bot.errors import AuthError, BotError, MappingError, NotFound
-from bot.lists import Entry, ListKind, MirroredIndex, logical_lines, parse_list
+from bot.lists import MAX_LIST_BYTES, Entry, ListKind, MirroredIndex, logical_lines, parse_list, too_large_message
 from bot.reference import Reference
 from bot.rules import Mapper, Target
 
@@ -65,6 +65,7 @@ class ListChange:
     base: bytes | None
     head: bytes | None
     kind: ListKind | None = None
+    refused: str | None = None  # why the head could not be read at all (a file over the size limit)
 
     @property
     def list_kind(self) -> ListKind:
@@ -199,7 +200,20 @@ def validate_changes(
     tag_filter = TagFilter.from_config(daily or DailyConfig())
     works: list[_Work] = []
     files: list[str] = []
+    refused: list[Issue] = []
     for change in changes:
+        why = change.refused
+        if why is None and change.head is not None and len(change.head) > MAX_LIST_BYTES:
+            why = too_large_message(change.path, len(change.head))
+        if why is not None:
+            files.append(change.path)
+            refused.append(
+                Issue(
+                    why,
+                    "list files hold one image per line; add a few images per pull request, not a whole file",
+                )
+            )
+            continue
         if change.head is None:
             continue
         files.append(change.path)
@@ -221,7 +235,7 @@ def validate_changes(
             list(pool.map(lambda work: _online_check(work, upstream, limits, mirrored, tag_filter), checked))
 
     lines = tuple(replace(work.result, issues=tuple(work.issues)) for work in works)
-    return ValidationResult(lines, _pull_request_issues(lines, limits), limits, tuple(files))
+    return ValidationResult(lines, (*refused, *_pull_request_issues(lines, limits)), limits, tuple(files))
 
 
 def _offline_checks(change: ListChange, mapper: Mapper, mirrored: MirroredIndex) -> list[_Work]:

@@ -1,0 +1,1 @@
+"""The catalogue of hostile and odd list files (see catalogue.py)."""
