@@ -15,6 +15,7 @@ from typing import Protocol
 
 import bot.commands
 from bot import __version__
+from bot.cancel import exit_if_signalled, forget_signal
 from bot.errors import BotError
 
 
@@ -51,11 +52,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     handler: Handler = args.handler
+    forget_signal()
     try:
-        return handler(args)
+        status = handler(args)
     except BotError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        status = exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    # A run a signal cancelled has recorded what it verified; transfers it abandoned may still hold threads.
+    exit_if_signalled(status)
+    return status

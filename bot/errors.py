@@ -104,3 +104,7 @@ class RewriteError(BotError):
 
 class WebhookError(BotError):
     """The admission webhook cannot start: certificates, list or config files are missing or invalid."""
+
+
+class Cancelled(BotError):
+    """The run was cancelled (SIGINT or SIGTERM) before this work started or finished; nothing of it is recorded."""

@@ -7,6 +7,7 @@ credentials and the allow-list. Nothing here writes files: callers write ``mirro
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,7 +30,8 @@ class ImageResult:
     """The outcome for one source image.
 
     ``ok`` with ``verified``: the target tag was read back and holds ``target_digest``. ``skipped``: it
-    already did before this run. ``reason`` says why a failed image failed.
+    already did before this run. ``reason`` says why a failed image failed; ``cancelled`` failed images were
+    not started, or abandoned, because the run was cancelled.
     """
 
     source: Reference
@@ -43,6 +45,7 @@ class ImageResult:
     verified: bool = False
     platforms: tuple[Platform, ...] = ()
     copy: CopyResult | None = None
+    cancelled: bool = False
 
     @property
     def pinned_source(self) -> str:
@@ -52,6 +55,8 @@ class ImageResult:
 
     def describe(self) -> str:
         target = str(self.target) if self.target else "-"
+        if self.cancelled:
+            return f"NOTDONE {self.source} -> {target}: {self.reason}"
         if not self.ok:
             return f"FAILED  {self.source} -> {target}: {self.reason}"
         if self.copy is not None and self.copy.dry_run:
@@ -82,6 +87,11 @@ class SyncReport:
         return tuple(result for result in self.results if not result.ok)
 
     @property
+    def cancelled(self) -> tuple[ImageResult, ...]:
+        """Images not done because the run was cancelled (they are among :attr:`failed`)."""
+        return tuple(result for result in self.results if result.cancelled)
+
+    @property
     def succeeded(self) -> tuple[ImageResult, ...]:
         return tuple(result for result in self.results if result.ok)
 
@@ -98,9 +108,11 @@ class SyncReport:
         skipped = sum(1 for r in self.results if r.ok and r.skipped)
         verb = "would move" if self.dry_run else "moved"
         images = f"{len(self.results)} image{'' if len(self.results) == 1 else 's'}"
+        cancelled = len(self.cancelled)
+        failed = f"{len(self.failed) - cancelled} failed" + (f", {cancelled} not done (cancelled)" if cancelled else "")
         lines.append(
             f"{images}: {len(self.succeeded)} ok ({skipped} already up to date), "
-            f"{len(self.failed)} failed; {verb} {human_bytes(self.bytes_moved)}"
+            f"{failed}; {verb} {human_bytes(self.bytes_moved)}"
         )
         return lines
 
@@ -115,6 +127,7 @@ def sync(
     concurrency: int = 4,
     progress: Progress | None = None,
     prepare: Callable[[Target], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> SyncReport:
     """Copy every entry to ``mapper.target(entry)``; one failing image never stops the others.
 
@@ -122,6 +135,10 @@ def sync(
     have shown that the source exists and the target lacks it, and before anything is pushed; it may run in
     several threads at once. When it raises a :class:`BotError` that image fails with its message. Duplicate
     entries (any spelling of the same image) are copied once.
+
+    Once ``cancel`` is set no further image starts and transfers in flight are abandoned (see
+    :class:`~bot.registry.copy.Copier`); images that were not finished come back ``cancelled``, and those that
+    were are still read back and verified, so the caller can record them.
     """
     from bot.registry.copy import Copier, ImageLocation
 
@@ -133,7 +150,7 @@ def sync(
         try:
             target = mapper.target(ref)
         except BotError as exc:
-            results[index] = ImageResult(ref, None, False, str(exc))
+            results[index] = ImageResult(ref, None, False, _without_own_name(str(exc), ref, ref))
             continue
         key = (*ref.identity(), str(target))
         if key in seen:
@@ -148,7 +165,9 @@ def sync(
         prepare(by_location[(location.host, location.repository)])
 
     hook = prepare_target if prepare is not None else None
-    with Copier(client, concurrency=concurrency, progress=progress, dry_run=dry_run, prepare=hook) as copier:
+    with Copier(
+        client, concurrency=concurrency, progress=progress, dry_run=dry_run, prepare=hook, cancel=cancel
+    ) as copier:
         pairs = [(ImageLocation.from_reference(ref), ImageLocation.from_target(target)) for _, ref, target in jobs]
         outcomes = copier.copy_many(pairs, platforms)
     if progress is not None:
@@ -156,6 +175,9 @@ def sync(
 
     for (index, ref, target), outcome in zip(jobs, outcomes, strict=True):
         copy = outcome.result
+        if outcome.cancelled:
+            results[index] = ImageResult(ref, target, False, CANCELLED, cancelled=True)
+            continue
         if copy is None:
             results[index] = ImageResult(ref, target, False, _without_own_name(outcome.error, ref, outcome.source))
             continue
@@ -177,6 +199,9 @@ def sync(
             copy,
         )
     return SyncReport(tuple(results[i] for i in sorted(results)), dry_run)
+
+
+CANCELLED = "not done: the run was cancelled before this image was copied and verified"
 
 
 def _without_own_name(reason: str | None, ref: Reference, source: object) -> str | None:
@@ -216,6 +241,8 @@ def pending(
     mapper: Mapper,
     client: RegistryClient,
     concurrency: int = 8,
+    *,
+    cancel: threading.Event | None = None,
 ) -> tuple[list[Reference], list[ImageResult]]:
     """Split requests into those to copy and those already mirrored at the digest upstream has now.
 
@@ -223,7 +250,8 @@ def pending(
     pinned ``@sha256:`` is compared without any request, a tag with one ``HEAD`` to the source (no pull on
     Docker Hub; ``concurrency`` of them at once); a tag that no longer exists upstream keeps its recorded
     image. Everything else (not listed, unpinned, moved, or the HEAD failed) is copied, and the copy reports
-    what goes wrong. Both lists keep the input order.
+    what goes wrong. Both lists keep the input order. Once ``cancel`` is set no more HEADs are sent (those
+    requests go to the copy list, where a cancelled copy does not start).
     """
     unique: dict[tuple[str, str, str | None, str | None], Reference] = {}
     for ref in refs:
@@ -233,6 +261,8 @@ def pending(
 
     def head(ref: Reference) -> str | None:
         """The digest upstream has now; ``None`` when it cannot be told (the copy will say why)."""
+        if cancel is not None and cancel.is_set():
+            return None
         try:
             found = client.head_manifest(ref.host, ref.repository, ref.effective_tag or "latest")
         except BotError:

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from bot import actions
+from bot.cancel import Cancellation, cancellation, report_not_done
 from bot.daily import (
     PullBudget,
     RepositoryPlan,
@@ -41,7 +42,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="For each repository of the daily list, list the upstream tags, keep those the 'daily:' "
         "config allows (pre-releases are skipped by default), and copy the tags that are new or whose upstream "
         "digest moved since mirrored-images.txt pinned it (checked with HEAD requests only). Records the "
-        "verified images in the mirrored list; exit status 1 if anything failed.",
+        "verified images in the mirrored list; exit status 1 if anything failed. SIGINT or SIGTERM stops the run "
+        "gracefully: what was verified is recorded, the rest is named, and the exit status is 130 or 143.",
     )
     parser.add_argument(
         "--list",
@@ -73,42 +75,53 @@ def run(args: argparse.Namespace) -> int:
     mirrored = read_list(args.mirrored, ListKind.MIRRORED, missing_ok=True).entries
     budget = PullBudget(args.reserve)
     deferred: dict[str, int] = {}
-    with open_target_client(args, config) as target:
-        target.client.transport.on_response = budget.observe
-        daily = _Copier(args, mapper, target)
-        daily.log.failures.extend((f"{p.file}:{p.line}", p.message) for p in listing.problems if p.is_error)
-        for repository in repositories:
-            try:  # an unknown or denied registry is refused before any request
-                mapper.target(repository)
-            except MappingError as exc:
-                daily.failed(repository, exc.message)
-                continue
-            plan = plan_repository(repository, mirrored, target.client, tag_filter)
-            print(actions.safe_line(_describe(plan)))
-            if plan.error is not None:
-                daily.failed(repository, plan.error)
-                continue
-            left = copy_within_budget(plan, budget, target.client, functools.partial(daily.copy, plan))
-            if left:
-                deferred[repository.host] = deferred.get(repository.host, 0) + len(left)
-    note = limit_note(budget, deferred)
-    if note:
-        print(actions.safe_line(note), file=sys.stderr)
-    if args.dry_run:
-        return 1 if daily.log.failures else 0
-    return finish(daily.log.results("daily", shard, (note,) if note else ()), args, "Daily new tags")
+    with cancellation() as cancel:
+        with open_target_client(args, config) as target:
+            target.client.transport.on_response = budget.observe
+            daily = _Copier(args, mapper, target, cancel)
+            daily.log.failures.extend((f"{p.file}:{p.line}", p.message) for p in listing.problems if p.is_error)
+            for repository in repositories:
+                if cancel.requested:  # not even listed: its new tags are for the next run
+                    daily.not_done.append(str(repository))
+                    daily.failed(
+                        repository, f"not done: the run was cancelled ({cancel.name}) before its tags were listed"
+                    )
+                    continue
+                try:  # an unknown or denied registry is refused before any request
+                    mapper.target(repository)
+                except MappingError as exc:
+                    daily.failed(repository, exc.message)
+                    continue
+                plan = plan_repository(repository, mirrored, target.client, tag_filter)
+                print(actions.safe_line(_describe(plan)))
+                if plan.error is not None:
+                    daily.failed(repository, plan.error)
+                    continue
+                left = copy_within_budget(plan, budget, target.client, functools.partial(daily.copy, plan))
+                if left:
+                    deferred[repository.host] = deferred.get(repository.host, 0) + len(left)
+        note = limit_note(budget, deferred)
+        if note:
+            print(actions.safe_line(note), file=sys.stderr)
+        if args.dry_run:
+            return cancel.status(1 if daily.log.failures else 0)
+        status = finish(daily.log.results("daily", shard, (note,) if note else ()), args, "Daily new tags")
+        report_not_done(cancel, daily.not_done)
+        return cancel.status(status)
 
 
 class _Copier:
     """Copies chosen tags of one repository at a time and logs rows, verified images and failures."""
 
-    def __init__(self, args: argparse.Namespace, mapper: Mapper, target: TargetClient) -> None:
+    def __init__(self, args: argparse.Namespace, mapper: Mapper, target: TargetClient, cancel: Cancellation) -> None:
         self.args = args
         self.mapper = mapper
         self.target = target
+        self.cancel = cancel
         self.platforms = platforms_from_args(args)
         self.progress = Progress.for_stream(sys.stderr)
         self.log = RunLog()
+        self.not_done: list[str] = []  # images and repositories a cancellation left undone
 
     def failed(self, repository: Reference, reason: str) -> None:
         self.log.rows.append(Row(str(repository), "-", result=FAILED, detail=reason))
@@ -125,10 +138,13 @@ class _Copier:
             concurrency=self.args.concurrency,
             progress=self.progress,
             prepare=self.target.prepare,
+            cancel=self.cancel.event,
         )
         for result in report.results:
             print(actions.safe_line(result.describe()))
             self.log.add(result, self.target.explain, why.get(result.source.tag or "", ""))
+            if result.cancelled:
+                self.not_done.append(str(result.source))
 
 
 def _unique(refs: Iterable[Reference]) -> list[Reference]:

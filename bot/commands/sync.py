@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from bot import actions
+from bot.cancel import cancellation, report_not_done
 from bot.ecr import open_target_client
 from bot.errors import UsageError
 from bot.lists import Entry, ListKind, MirroredIndex, read_list
@@ -28,7 +29,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "path under the target registry (ECR, whose repositories are created on demand, or any OCI "
         "registry), verify the digest at the target, and record it in the mirrored list (sorted, unique, "
         "existing lines kept). Prints one line per image; exit status 1 if any image failed (what succeeded "
-        "is still recorded).",
+        "is still recorded). SIGINT or SIGTERM stops the run gracefully: what was verified is recorded, the rest "
+        "is named, and the exit status is 130 or 143; a second signal exits at once.",
     )
     parser.add_argument(
         "--target",
@@ -76,24 +78,28 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("the list holds no images; nothing to copy")
     mirrored = MirroredIndex(() if args.all else read_list(args.mirrored, ListKind.MIRRORED, missing_ok=True).entries)
     progress = Progress.for_stream(sys.stderr)
-    with open_target_client(args, config) as target:
-        copy, unchanged = pending([entry.ref for entry in entries], mirrored, mapper, target.client, args.concurrency)
-        report = sync(
-            copy,
-            mapper,
-            target.client,
-            platforms=platforms,
-            dry_run=args.dry_run,
-            concurrency=args.concurrency,
-            progress=progress,
-            prepare=target.prepare,
-        )
-        combined = SyncReport((*unchanged, *report.results), report.dry_run)
-        for result in combined.results:
-            log.add(result, target.explain)
-    for line in combined.summary_lines():
-        print(actions.safe_line(line))
-    if args.dry_run:
-        return 0 if combined.ok and status == 0 else 1
-    recorded = finish(log.results("sync", shard), args, "Sync")
-    return 1 if recorded or status or not combined.ok else 0
+    with cancellation() as cancel:
+        with open_target_client(args, config) as target:
+            refs = [entry.ref for entry in entries]
+            copy, unchanged = pending(refs, mirrored, mapper, target.client, args.concurrency, cancel=cancel.event)
+            report = sync(
+                copy,
+                mapper,
+                target.client,
+                platforms=platforms,
+                dry_run=args.dry_run,
+                concurrency=args.concurrency,
+                progress=progress,
+                prepare=target.prepare,
+                cancel=cancel.event,
+            )
+            combined = SyncReport((*unchanged, *report.results), report.dry_run)
+            for result in combined.results:
+                log.add(result, target.explain)
+        for line in combined.summary_lines():
+            print(actions.safe_line(line))
+        if args.dry_run:
+            return cancel.status(0 if combined.ok and status == 0 else 1)
+        recorded = finish(log.results("sync", shard), args, "Sync")
+        report_not_done(cancel, [str(result.source) for result in combined.cancelled])
+        return cancel.status(1 if recorded or status or not combined.ok else 0)

@@ -6,12 +6,14 @@ repository as the API knows it (``library/nginx``).
 
 from __future__ import annotations
 
+import http.client
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import requests
+import urllib3.exceptions
 
 from bot.errors import RegistryError
 from bot.registry.auth import Credentials, Scope
@@ -20,6 +22,22 @@ from bot.registry.transport import Transport, TransportSettings
 
 CHUNK_SIZE = 1024 * 1024
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+# What reading a response body raises when the connection is reset, cut or silent past the read timeout.
+_BODY_FAILURES: tuple[type[Exception], ...] = (
+    urllib3.exceptions.HTTPError,
+    requests.RequestException,
+    http.client.HTTPException,
+    OSError,
+)
+
+
+def _broken_body(exc: Exception, what: str, received: int) -> RegistryError:
+    """A body that broke off mid-way: temporary, the caller starts the read over."""
+    if isinstance(exc, TimeoutError | urllib3.exceptions.TimeoutError):
+        detail = "the registry stopped sending mid-answer for longer than the read timeout (--timeout)"
+    else:
+        detail = f"the connection broke off after {received} bytes ({type(exc).__name__})"
+    return RegistryError(f"{what}: {detail}", temporary=True)
 
 
 def _pull(repository: str) -> tuple[Scope, ...]:
@@ -41,10 +59,13 @@ class MountResult:
 class BlobStream:
     """A blob being downloaded: iterate for chunks; the sha256 and size are checked when the stream ends."""
 
-    def __init__(self, response: requests.Response, digest: str, size: int | None, chunk_size: int) -> None:
+    def __init__(
+        self, response: requests.Response, digest: str, size: int | None, chunk_size: int, what: str = ""
+    ) -> None:
         import hashlib
 
         self._response = response
+        self.what = what or f"downloading {digest}"
         self.digest = digest
         self.size = size
         self._chunk_size = chunk_size
@@ -54,7 +75,7 @@ class BlobStream:
     def __iter__(self) -> Iterator[bytes]:
         algorithm, _, expected = self.digest.partition(":")
         check = algorithm == "sha256"
-        for chunk in self._response.raw.stream(self._chunk_size, decode_content=False):
+        for chunk in self._chunks():
             if not chunk:
                 continue
             self.received += len(chunk)
@@ -69,6 +90,18 @@ class BlobStream:
             )
         if check and self._hash.hexdigest() != expected:
             raise RegistryError(f"blob {self.digest}: the content does not match its digest", temporary=True)
+
+    def _chunks(self) -> Iterator[bytes]:
+        """The raw body; a reset, cut or stalled connection becomes a temporary :class:`RegistryError`."""
+        chunks = self._response.raw.stream(self._chunk_size, decode_content=False)
+        while True:
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                return
+            except _BODY_FAILURES as exc:
+                raise _broken_body(exc, self.what, self.received) from exc
+            yield chunk
 
     def close(self) -> None:
         self._response.close()
@@ -137,7 +170,7 @@ class RegistryClient:
             scopes=_pull(repository),
             headers={"Accept": ACCEPT},
             allow=(404,),
-            what=f"{host}/{repository}:{reference}",
+            what=_where(host, repository, reference),
         )
         response.close()
         if response.status_code == 404:
@@ -154,9 +187,22 @@ class RegistryClient:
     def get_manifest(self, host: str, repository: str, reference: str) -> Manifest:
         """The manifest bytes as stored; a digest reference is verified against the bytes.
 
-        Raises :class:`NotFound` when missing and :class:`RegistryError` for schema 1 or unknown types.
+        A body that breaks off, stalls or (for a digest reference) does not match the digest is read again,
+        up to the transport's ``max_attempts`` in all. Raises :class:`NotFound` when missing and
+        :class:`RegistryError` for schema 1 or unknown types.
         """
-        where = f"{host}/{repository}" + (f"@{reference}" if ":" in reference else f":{reference}")
+        where = _where(host, repository, reference)
+        attempts = self.transport.settings.max_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._get_manifest_once(host, repository, reference, where)
+            except RegistryError as exc:
+                if not exc.temporary or attempt == attempts:
+                    raise
+            self.transport.pause(attempt)
+        raise AssertionError("unreachable")
+
+    def _get_manifest_once(self, host: str, repository: str, reference: str, where: str) -> Manifest:
         response = self.transport.request(
             "GET",
             host,
@@ -170,10 +216,10 @@ class RegistryClient:
             body = _read_limited(response, MAX_MANIFEST_BYTES, where)
         finally:
             response.close()
-        manifest = Manifest.parse(body, response.headers.get("Content-Type"), where)
-        if reference.startswith("sha256:") and manifest.digest != reference:
-            raise RegistryError(f"{where}: the manifest bytes do not match the digest (got {manifest.digest})")
-        return manifest
+        if reference.startswith("sha256:") and (got := sha256_digest(body)) != reference:
+            # Checked before parsing: bytes damaged on the way are worth another read, not a parse error.
+            raise RegistryError(f"{where}: the manifest bytes do not match the digest (got {got})", temporary=True)
+        return Manifest.parse(body, response.headers.get("Content-Type"), where)
 
     def put_manifest(self, host: str, repository: str, reference: str, body: bytes, media_type: str) -> str:
         """Store ``body`` unchanged under a tag or digest; returns its digest (checked against the registry's)."""
@@ -249,7 +295,7 @@ class RegistryClient:
             stream=True,
             what=f"downloading {digest} from {host}/{repository}",
         )
-        return BlobStream(response, digest, size, self.chunk_size)
+        return BlobStream(response, digest, size, self.chunk_size, f"downloading {digest} from {host}/{repository}")
 
     def mount_blob(self, host: str, repository: str, digest: str, from_repository: str) -> MountResult:
         """Ask the registry to link ``digest`` from ``from_repository`` (same host) into ``repository``."""
@@ -340,10 +386,22 @@ class RegistryClient:
         response.close()
 
 
+def _where(host: str, repository: str, reference: str) -> str:
+    """``host/repository:tag`` or ``host/repository@digest``, for messages."""
+    return f"{host}/{repository}" + (f"@{reference}" if ":" in reference else f":{reference}")
+
+
 def _read_limited(response: requests.Response, limit: int, where: str) -> bytes:
     chunks: list[bytes] = []
     total = 0
-    for chunk in response.iter_content(65536):
+    body = response.iter_content(65536)
+    while True:
+        try:
+            chunk = next(body)
+        except StopIteration:
+            break
+        except _BODY_FAILURES as exc:
+            raise _broken_body(exc, where, total) from exc
         total += len(chunk)
         if total > limit:
             raise RegistryError(f"{where}: the manifest is larger than {limit} bytes")

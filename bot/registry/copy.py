@@ -12,12 +12,15 @@ its sha256 and size checked on the way.
 
 from __future__ import annotations
 
+import random
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from bot.errors import BotError, CopyError, NotFound, RegistryError
+from bot.errors import BotError, Cancelled, CopyError, NotFound, RegistryError
 from bot.reference import Reference, format_reference, parse_reference
 from bot.registry.client import RegistryClient
 from bot.registry.models import (
@@ -29,6 +32,7 @@ from bot.registry.models import (
     select_children,
 )
 from bot.registry.progress import Progress
+from bot.registry.transport import gave_up
 from bot.rules import Target
 
 
@@ -103,6 +107,7 @@ class CopyOutcome:
     target: ImageLocation
     result: CopyResult | None = None
     error: str | None = None
+    cancelled: bool = False  # not started, or abandoned, because the run was cancelled
 
     @property
     def ok(self) -> bool:
@@ -157,6 +162,10 @@ class Copier:
     run-wide blob ledger is what lets later images mount instead of upload. ``prepare`` is called with the
     target of every image that needs a push (the source exists, the target lacks it), before anything is
     pushed, never in a dry run: the ECR adapter creates the repository there. It may run in several threads.
+
+    Once ``cancel`` is set no image, blob or manifest push starts, transfers in flight stop at their next chunk
+    (an abandoned upload is never committed), and :meth:`copy_many` returns after at most ``cancel_grace``
+    seconds more, marking what did not finish as cancelled.
     """
 
     def __init__(
@@ -166,11 +175,15 @@ class Copier:
         concurrency: int = 4,
         progress: Progress | None = None,
         dry_run: bool = False,
-        max_attempts: int = 3,
+        max_attempts: int = 5,
         prepare: Callable[[ImageLocation], None] | None = None,
+        cancel: threading.Event | None = None,
+        cancel_grace: float = 2.0,
     ) -> None:
         self.client = client
         self.prepare = prepare
+        self.cancel = cancel
+        self.cancel_grace = cancel_grace
         self.concurrency = max(1, concurrency)
         self.progress = progress or Progress()
         self.dry_run = dry_run
@@ -196,7 +209,22 @@ class Copier:
         self._pushed: set[tuple[str, str, str]] = set()
 
     def close(self) -> None:
-        self._blob_pool.shutdown(wait=True, cancel_futures=True)
+        # A cancelled run does not wait for a transfer stuck in a socket read: the process is about to exit.
+        self._blob_pool.shutdown(wait=not self._cancelled(), cancel_futures=True)
+
+    def _cancelled(self) -> bool:
+        return self.cancel is not None and self.cancel.is_set()
+
+    def _check_cancel(self, what: object) -> None:
+        if self._cancelled():
+            raise Cancelled(f"{what}: not done, the run was cancelled")
+
+    @contextmanager
+    def _stream_slot(self, blob: Descriptor) -> Iterator[None]:
+        """One of the ``concurrency`` streams; a transfer that waited for it does not start after a cancel."""
+        with self._streams:
+            self._check_cancel(blob.digest)
+            yield
 
     def __enter__(self) -> Copier:
         return self
@@ -221,20 +249,46 @@ class Copier:
             src, dst = pair
             try:
                 return CopyOutcome(src, dst, self.copy(src, dst, platforms))
+            except Cancelled as exc:
+                return CopyOutcome(src, dst, error=str(exc), cancelled=True)
             except BotError as exc:
                 return CopyOutcome(src, dst, error=str(exc))
             finally:
                 self.progress.image_done()
 
-        if len(pairs) <= 1 or self.concurrency == 1:
+        if self.cancel is None and (len(pairs) <= 1 or self.concurrency == 1):
             return [one(pair) for pair in pairs]
-        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="image") as pool:
-            return list(pool.map(one, pairs))
+        if self.cancel is None:
+            with ThreadPoolExecutor(self.concurrency, thread_name_prefix="image") as pool:
+                return list(pool.map(one, pairs))
+        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="image")
+        futures = [pool.submit(one, pair) for pair in pairs]
+        try:
+            self._wait_unless_cancelled(futures)
+        finally:
+            pool.shutdown(wait=not self._cancelled(), cancel_futures=True)
+        return [
+            future.result()
+            if future.done() and not future.cancelled()
+            else CopyOutcome(src, dst, error=f"{src}: not done, the run was cancelled", cancelled=True)
+            for future, (src, dst) in zip(futures, pairs, strict=True)
+        ]
+
+    def _wait_unless_cancelled(self, futures: Sequence[Future[CopyOutcome]]) -> None:
+        """Wait for every future; once the run is cancelled, for ``cancel_grace`` seconds more at most."""
+        assert self.cancel is not None
+        pending = set(futures)
+        while pending and not self.cancel.is_set():
+            pending = wait(pending, timeout=0.1).not_done
+        if pending:
+            wait(pending, timeout=self.cancel_grace)
 
     # -- one image -----------------------------------------------------------------------------------------
 
     def copy(self, src: ImageLocation, dst: ImageLocation, platforms: tuple[Platform, ...] | None = None) -> CopyResult:
-        """Copy one image (every platform, or those in ``platforms``); raises CopyError/RegistryError."""
+        """Copy one image (every platform, or those in ``platforms``); raises CopyError/RegistryError, or
+        Cancelled once the run is cancelled."""
+        self._check_cancel(src)
         source_desc = self.client.head_manifest(src.host, src.repository, src.reference)
         if source_desc is None:
             raise CopyError(f"{src}: the source image does not exist (no such tag or digest)")
@@ -263,12 +317,15 @@ class Copier:
                 )
             self._prepare(dst)
         counters = _Counters()
+        self._check_cancel(src)
         self._copy_blobs(src, dst, list(plan.blobs.values()), counters)
         pushed = 0
         if not self.dry_run:
             for manifest in plan.manifests[:-1]:
+                self._check_cancel(src)
                 self._put_manifest(dst, manifest.digest, manifest)
                 pushed += 1
+            self._check_cancel(src)
             target_digest = self._put_manifest(dst, dst_ref, final)
             pushed += 1
         else:
@@ -299,10 +356,25 @@ class Copier:
         with lock:
             if reference == manifest.digest and pushed in self._pushed:
                 return manifest.digest
-            digest = self.client.put_manifest(dst.host, dst.repository, reference, manifest.body, manifest.media_type)
+            digest = self._put_manifest_racing(dst, reference, manifest)
             with self._lock:
                 self._pushed.add(pushed)
             return digest
+
+    def _put_manifest_racing(self, dst: ImageLocation, reference: str, manifest: Manifest) -> str:
+        """Put the manifest; retried when another process writing the same content at the same moment made the
+        registry misread it (distribution answers DIGEST_INVALID), unless the target then holds it already."""
+        for attempt in range(1, self.max_attempts + 2):
+            try:
+                return self.client.put_manifest(dst.host, dst.repository, reference, manifest.body, manifest.media_type)
+            except RegistryError as exc:
+                if not _write_race(exc) or attempt > self.max_attempts:
+                    raise
+            _race_pause(attempt)
+            found = self.client.head_manifest(dst.host, dst.repository, reference)
+            if found is not None and found.digest == manifest.digest:
+                return manifest.digest
+        raise AssertionError("unreachable")
 
     def _plan(
         self, src: ImageLocation, dst: ImageLocation, top: Manifest, platforms: tuple[Platform, ...] | None
@@ -388,6 +460,7 @@ class Copier:
     ) -> None:
         key = (dst.host, blob.digest)
         for _ in range(1000):
+            self._check_cancel(blob.digest)
             with self._lock:
                 repos = self._present.get(key, set())
                 mount_from = min(repos) if repos else None
@@ -428,6 +501,20 @@ class Copier:
             return
         raise CopyError(f"{blob.digest}: gave up waiting for a concurrent transfer")
 
+    def _landed_anyway(self, dst: ImageLocation, blob: Descriptor, counters: _Counters, attempt: int) -> bool:
+        """After a failed try, back off, then ask whether the target committed the blob anyway (the answer to
+        its upload was lost on the way back); True, and counted as copied, when it did."""
+        self.client.transport.pause(attempt)
+        try:
+            landed = self.client.head_blob(dst.host, dst.repository, blob.digest) == blob.size
+        except RegistryError:
+            return False  # the next try finds out
+        if landed:
+            self._mark_present((dst.host, blob.digest), dst.repository)
+            self.progress.advance(blob.size)
+            counters.add("copied", blob.size)
+        return landed
+
     def _done_without_transfer(self, blob: Descriptor, counters: _Counters, kind: str) -> None:
         counters.add(kind)
         self.progress.add_total(-blob.size)
@@ -461,13 +548,14 @@ class Copier:
             def counted(chunks: Iterator[bytes]) -> Iterator[bytes]:
                 nonlocal sent
                 for chunk in chunks:
+                    self._check_cancel(blob.digest)  # abandons the upload: it is never committed
                     sent += len(chunk)
                     self.progress.advance(len(chunk))
                     yield chunk
 
             try:
                 with (
-                    self._streams,
+                    self._stream_slot(blob),
                     self.client.get_blob(src.host, src.repository, blob.digest, blob.size) as stream,
                 ):
                     self.client.upload_blob(
@@ -476,8 +564,19 @@ class Copier:
             except RegistryError as exc:
                 self.progress.advance(-sent)
                 upload_url = None  # a failed session is not reused
+                if _write_race(exc) and attempt < self.max_attempts:
+                    # Another process committed the same blob at the same moment: it may be there now.
+                    _race_pause(attempt)
+                    if self.client.head_blob(dst.host, dst.repository, blob.digest) == blob.size:
+                        self._mark_present((dst.host, blob.digest), dst.repository)
+                        self._done_without_transfer(blob, counters, "skipped")
+                        return
+                    continue
                 if not exc.temporary or attempt == self.max_attempts or isinstance(exc, NotFound):
+                    gave_up(exc, attempt)
                     raise
+                if self._landed_anyway(dst, blob, counters, attempt):
+                    return
                 continue
             except OSError as exc:
                 self.progress.advance(-sent)
@@ -488,6 +587,21 @@ class Copier:
             self._mark_present((dst.host, blob.digest), dst.repository)
             counters.add("copied", blob.size)
             return
+
+
+def _write_race(exc: RegistryError) -> bool:
+    """Did the registry misread content because another client wrote the same content at the same moment?
+
+    Distribution's filesystem storage rewrites a blob or manifest file in place; a concurrent reader can see it
+    half written and answer DIGEST_INVALID although the bytes sent were right (the engine's own sha256 check
+    of every source stream rules out the other cause before a blob is committed).
+    """
+    return exc.status == 400 and exc.code == "DIGEST_INVALID"
+
+
+def _race_pause(attempt: int) -> None:
+    """A short, jittered pause so the other writer finishes first."""
+    time.sleep(random.uniform(0.05, 0.2) * attempt)  # noqa: S311 - jitter, not security
 
 
 def copy_image(

@@ -18,6 +18,10 @@ from bot.rules import Mapper
 if TYPE_CHECKING:  # requests loads only when a command builds a client
     from bot.registry.client import RegistryClient
 
+# Seconds a registry may stay silent mid-response before the try fails and is retried: long enough for a
+# slow registry or a loaded CI runner, short enough that a stalled connection cannot hang a run for long.
+DEFAULT_TIMEOUT = 60.0
+
 
 def allowed_hosts(config: Config, extra: Iterable[str] = ()) -> frozenset[str]:
     """Every host a rule names, the target registry, and ``extra`` (hosts the user named explicitly)."""
@@ -36,11 +40,13 @@ def build_client(
     concurrency: int = 4,
     environ: Mapping[str, str] | None = None,
     docker_config: Path | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> RegistryClient:
     """A client that may contact only the config's registries (plus ``extra_hosts``).
 
     Credentials default to the docker config.json and ``MIRROR_AUTH_<HOST>_*`` variables of every allowed
     host; ``config.insecure_registries`` and ``insecure_registries`` are spoken to over plain HTTP.
+    ``timeout`` is the read timeout: how long a response may stay silent before the try is given up.
     """
     from bot.registry.client import RegistryClient
     from bot.registry.transport import TransportSettings
@@ -55,6 +61,7 @@ def build_client(
         insecure_registries=frozenset(normalize_host(h) for h in (*config.insecure_registries, *insecure_registries)),
         allowed_hosts=hosts,
         pool_size=max(8, concurrency * 4),
+        read_timeout=timeout,
     )
     return RegistryClient(settings=settings, credentials=credentials)
 
@@ -97,6 +104,14 @@ def add_registry_options(parser: argparse.ArgumentParser) -> None:
         metavar="HOST=URL",
         help="send requests for HOST to URL instead, e.g. a registry mirror or a test registry",
     )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help="give up a try when a registry sends nothing for this long, mid-answer or before it; the try is "
+        "retried, so a stalled registry costs a bounded time, never a hang (default: %(default)g)",
+    )
 
 
 def platforms_from_args(args: argparse.Namespace) -> tuple[Platform, ...] | None:
@@ -120,12 +135,17 @@ class ClientOptions:
     verify: bool | str
     insecure_registries: tuple[str, ...]
     concurrency: int
+    timeout: float = DEFAULT_TIMEOUT
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ClientOptions:
-        """``--endpoint HOST=URL``, ``--ca-bundle``, ``--insecure-registry`` and ``--concurrency``, checked."""
+        """``--endpoint HOST=URL``, ``--ca-bundle``, ``--insecure-registry``, ``--concurrency`` and
+        ``--timeout``, checked."""
         if args.concurrency < 1:
             raise UsageError("--concurrency must be 1 or more")
+        timeout = float(args.timeout)
+        if not 0 < timeout <= 3600:  # also refuses nan
+            raise UsageError(f"--timeout {timeout:g}: give a number of seconds above 0 and at most 3600")
         endpoints: dict[str, str] = {}
         for item in args.endpoint:
             host, sep, url = item.partition("=")
@@ -139,6 +159,7 @@ class ClientOptions:
             verify=str(args.ca_bundle) if args.ca_bundle else True,
             insecure_registries=tuple(args.insecure_registry),
             concurrency=args.concurrency,
+            timeout=timeout,
         )
 
     def build(
@@ -153,6 +174,7 @@ class ClientOptions:
             insecure_registries=self.insecure_registries,
             extra_hosts=extra_hosts,
             concurrency=self.concurrency,
+            timeout=self.timeout,
         )
 
 

@@ -91,7 +91,11 @@ class TransportSettings:
     - ``allowed_hosts``: the only registry hosts contacted directly; ``None`` allows any.
     - retries: at most ``max_attempts`` tries on 429, 5xx, connection errors, timeouts and broken bodies,
       exponential backoff from ``backoff`` seconds with full jitter, capped at ``max_backoff``; ``Retry-After`` is
-      honoured up to that cap. Invalid requests (bad URL, header or scheme) are never retried.
+      honoured up to that cap (also before a request that cannot be replayed fails, so the caller's next try
+      waits as asked). Invalid requests (bad URL, header or scheme) are never retried. The error of a request
+      that used up its tries is no longer ``temporary``, so callers do not multiply the retries.
+    - ``read_timeout``: seconds a response may stay silent (before its status line, or between two reads of
+      its body) before the try counts as failed; a stalled registry costs at most this per try.
     """
 
     endpoints: Mapping[str, str] = field(default_factory=dict)
@@ -102,7 +106,7 @@ class TransportSettings:
     backoff: float = 0.5
     max_backoff: float = 30.0
     connect_timeout: float = 15.0
-    read_timeout: float = 300.0
+    read_timeout: float = 60.0
     pool_size: int = 32
     user_agent: str = f"image-mirror-bot/{__version__}"
 
@@ -218,6 +222,17 @@ def connection_error(exc: requests.RequestException, method: str, url: str, what
         method=method,
         url=safe_url,
     )
+
+
+def gave_up(error: RegistryError, tries: int) -> RegistryError:
+    """``error``, a temporary failure, after the last of ``tries`` tries: say so, and make it final so that
+    callers do not retry it again (their tries would multiply these). A request that cannot be replayed (a
+    streamed upload) was tried once, and its caller starts it over instead."""
+    if error.temporary and tries > 1:
+        error.message += f" (gave up after {tries} tries)"
+        error.args = (error.message,)
+        error.temporary = False
+    return error
 
 
 def retry_delay(attempt: int, settings: TransportSettings, retry_after: str | None, rng: random.Random) -> float:
@@ -368,7 +383,7 @@ class Transport:
                 if replayable and error.temporary and attempt < self.settings.max_attempts:
                     self._sleep(retry_delay(attempt, self.settings, None, self._rng))
                     continue
-                raise error from exc
+                raise (gave_up(error, attempt) if replayable else error) from exc
             status = response.status_code
             if status == 401 and not refreshed and replayable and own_origin:
                 new = parse_challenge(response.headers.get("WWW-Authenticate"))
@@ -390,9 +405,17 @@ class Transport:
             if 200 <= status < 300 or status in allow:
                 return response
             try:
-                raise registry_error(response, method, url, what)
+                error = registry_error(response, method, url, what)
+                if not replayable and error.temporary and response.headers.get("Retry-After"):
+                    # The caller starts this request over; the wait the registry asked for happens here.
+                    self._sleep(retry_delay(attempt, self.settings, response.headers["Retry-After"], self._rng))
+                raise gave_up(error, attempt) if replayable else error
             finally:
                 response.close()
+
+    def pause(self, attempt: int) -> None:
+        """Wait before try ``attempt + 1`` of an operation the caller retries itself (backoff with jitter)."""
+        self._sleep(retry_delay(attempt, self.settings, None, self._rng))
 
     def _send(
         self, host: str, method: str, url: str, headers: dict[str, str], data: Any = None, *, stream: bool = False
@@ -457,7 +480,8 @@ class Transport:
             return _without_scope(challenge)
         if 200 <= response.status_code < 300:
             return None
-        raise registry_error(response, "GET", url, f"{host} does not answer as a registry")
+        error = registry_error(response, "GET", url, f"{host} does not answer as a registry")
+        raise gave_up(error, self.settings.max_attempts)
 
     def _get_retrying(
         self, host: str, url: str, headers: dict[str, str], shown_url: str, who: str
@@ -469,7 +493,7 @@ class Transport:
             except requests.RequestException as exc:
                 error = connection_error(exc, "GET", shown_url, who)
                 if not error.temporary or attempt == self.settings.max_attempts:
-                    raise error from exc
+                    raise gave_up(error, attempt) from exc
                 self._sleep(retry_delay(attempt, self.settings, None, self._rng))
                 continue
             if response.status_code in RETRY_STATUSES and attempt < self.settings.max_attempts:

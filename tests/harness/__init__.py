@@ -4,6 +4,11 @@
 - ``tests.harness.tokenserver``: ``TokenServer`` (Bearer auth)
 - ``tests.harness.images``: ``push_image`` and assertion helpers
 - ``tests.harness.proxy``: ``CountingProxy`` (request/byte counts, fault injection)
+- ``tests.harness.fault_schedule``: ``FaultSchedule`` (seeded random faults for ``CountingProxy``),
+  ``push_catalogue``, ``missing_at_target``
+- ``tests.harness.target_check``: ``check_target``, ``check_image``, ``check_mirrored_list`` (walk a target to its blobs)
+- ``tests.harness.bot_process``: run ``python -m bot`` as a child process in a checkout
+- ``tests.harness.figures``: ``count`` (the reliability figures printed at the end of the session)
 - ``tests.harness.fault_proxy``: ``FaultProxy`` (429/503 answers, blob redirects, relative locations, paginated tags)
 - ``tests.harness.github_fake``: ``GitHubFake`` and ``CommitFake`` (the GitHub REST API for PyGithub)
 - ``tests.harness.mirror_repo``: ``setup_repo``, ``mirrored_lines`` (the ``mirror/`` folder of a checkout)

@@ -22,8 +22,17 @@ returning a :class:`Fault` or None (pass through). :class:`FaultRule` covers the
     proxy.fault = FaultRule(Fault.reset_connection())       # the next request: TCP reset, no response
     proxy.fault = FaultRule(Fault.truncate(1000), path=r"/blobs/")  # forward, cut the body after 1000 bytes
     proxy.fault = FaultRule(Fault.corrupt(10), path=r"/blobs/")     # forward with body byte 10 flipped
+    proxy.fault = FaultRule(Fault.reset_mid_body(1000))  # forward, send 1000 body bytes, then TCP reset
+    proxy.fault = FaultRule(Fault.stall_mid_body(1000, 30))  # forward, send 1000 body bytes, go silent 30 s
+
+Body offsets count response body bytes. With ``within_body=True`` an offset past the end of a known
+``Content-Length`` wraps into the body (``offset % length``), so a fault picked before the response is seen
+still hits it; a reset or stall of an empty body (a HEAD, a 201 to a PUT) happens after the registry has
+acted on the request but before the client sees the status line: the work is done, the answer is lost.
+A stall ends early when the proxy stops.
 
 Faulted requests are recorded with ``fault`` set; a responded fault is not forwarded to the registry.
+For random faults on many requests see :class:`tests.harness.fault_schedule.FaultSchedule`.
 """
 
 from __future__ import annotations
@@ -71,6 +80,10 @@ class Fault:
     truncate_after: int | None = None  # forward, then cut the response body after this many bytes
     delay: float = 0.0  # seconds to wait before acting
     corrupt_at: int | None = None  # forward, but flip the bits of the response body byte at this offset
+    reset_after: int | None = None  # forward, deliver this many response body bytes, then a TCP reset
+    stall_after: int | None = None  # forward, deliver this many response body bytes, then send nothing ...
+    stall: float = 0.0  # ... for this many seconds (or until the proxy stops), then close
+    within_body: bool = False  # offsets past the end of a known body wrap into it (see the module docstring)
 
     @classmethod
     def respond(
@@ -101,9 +114,23 @@ class Fault:
         """Deliver the response with one body byte changed (length intact): a digest check must catch it."""
         return cls(corrupt_at=at)
 
+    @classmethod
+    def reset_mid_body(cls, after: int, *, within_body: bool = True) -> Fault:
+        """Forward, deliver the head and ``after`` body bytes, then reset the connection (RST, not FIN)."""
+        return cls(reset_after=after, within_body=within_body)
+
+    @classmethod
+    def stall_mid_body(cls, after: int, seconds: float, *, within_body: bool = True) -> Fault:
+        """Forward, deliver the head and ``after`` body bytes, then go silent for ``seconds`` and close."""
+        return cls(stall_after=after, stall=seconds, within_body=within_body)
+
     def describe(self) -> str:
         if self.reset:
             return "reset"
+        if self.reset_after is not None:
+            return f"reset after {self.reset_after}"
+        if self.stall_after is not None:
+            return f"stall after {self.stall_after} for {self.stall:g} s"
         if self.status is not None:
             return f"status {self.status}"
         if self.truncate_after is not None:
@@ -189,6 +216,23 @@ def _headers(lines: list[bytes]) -> dict[str, str]:
 
 class _Truncated(Exception):
     """The fault's byte limit was reached."""
+
+
+def _body_length(method: str, status: int, headers: dict[str, str]) -> int | None:
+    """Response body bytes to expect: 0 for HEAD, 204 and 304, else ``Content-Length`` (None if unknown)."""
+    if method == "HEAD" or status in (204, 304):
+        return 0
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        return None
+    value = headers.get("content-length", "")
+    return int(value) if value.isdigit() else None
+
+
+def _place(offset: int | None, length: int | None, wrap: bool) -> int | None:
+    """Where a body fault lands: ``offset`` itself, or wrapped into a known non-empty body."""
+    if offset is None or not wrap or not length:
+        return offset
+    return offset % length
 
 
 @dataclass
@@ -312,6 +356,7 @@ class CountingProxy:
         self._client_ssl: ssl.SSLContext | None = None
         self._upstream_addr = ("127.0.0.1", upstream.port)
         self._stopping = False
+        self._stopped = threading.Event()  # ends stalls early
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
@@ -332,6 +377,7 @@ class CountingProxy:
 
     def stop(self) -> None:
         self._stopping = True
+        self._stopped.set()
         listener, self._listener = self._listener, None
         if listener is not None:
             # shutdown() wakes the blocked accept(); close() alone does not on Linux.
@@ -495,6 +541,15 @@ class CountingProxy:
             if client is not raw:
                 self._close(raw, None)
 
+    def _cut(self, how: str, client: socket.socket, fault: Fault | None) -> str:
+        """End a response early: a clean close (truncate), a TCP reset, or silence first (stall)."""
+        if how == "stall" and fault is not None:
+            self._stopped.wait(fault.stall)
+        elif how == "reset":
+            time.sleep(0.02)  # let the bytes sent so far reach the client before the reset discards them
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        return "close"
+
     def _close(self, sock: socket.socket, reader: BinaryIO | None) -> None:
         self._track(sock, False)
         with contextlib.suppress(OSError):
@@ -604,13 +659,26 @@ class CountingProxy:
         def count_response(n: int) -> None:
             live.response_bytes += n
 
-        to_client = _Sink(
-            client.sendall,
-            count_response,
-            fault.truncate_after if fault is not None else None,
-            fault.corrupt_at if fault is not None else None,
-        )
         live.status = status
+        body_length = _body_length(method, status, response_headers)
+        wrap = fault is not None and fault.within_body
+        cut: str | None = None  # what happens where the body stops early: "truncate", "reset" or "stall"
+        cut_at: int | None = None
+        if fault is not None:
+            for kind, offset in (
+                ("reset", fault.reset_after),
+                ("stall", fault.stall_after),
+                ("truncate", fault.truncate_after),
+            ):
+                if offset is not None:
+                    cut, cut_at = kind, _place(offset, body_length, wrap)
+                    break
+        if cut in ("reset", "stall") and body_length == 0:
+            # Nothing to cut: the registry acted on the request, and the client never hears of it.
+            live.status = 0
+            return self._cut(cut, client, fault)
+        corrupt_at = _place(fault.corrupt_at, body_length, wrap) if fault is not None else None
+        to_client = _Sink(client.sendall, count_response, cut_at, corrupt_at)
         client.sendall(b"".join(line + b"\r\n" for line in response_head) + b"\r\n")
         try:
             if method == "HEAD" or status in (204, 304):
@@ -623,7 +691,7 @@ class CountingProxy:
                 _copy_until_close(upstream_reader, to_client)
                 upstream_close = True
         except _Truncated:
-            return "close"
+            return self._cut(cut or "truncate", client, fault)
         if client_close:
             return "close"
         return "reconnect" if upstream_close else "keep"

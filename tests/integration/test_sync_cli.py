@@ -232,3 +232,21 @@ def test_a_failure_names_its_image_once(
     assert f"FAILED  {image} -> {mirror}: {reason}\n" in captured.out
     assert f"FAILED {image}: {reason}\n" in captured.err
     assert f"{image}: {image}" not in captured.out + captured.err
+
+
+@pytest.mark.usefixtures("env")
+def test_an_unmapped_image_fails_with_its_name_said_once(
+    source: RegistryServer, target: RegistryServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    push_image(source, "team/solo", "3", kind="oci-manifest", seed=2)
+    config = write_config(tmp_path, source, target)
+    listing = write_list(tmp_path, f"{source.host}/team/solo:3", "registry.example.com/team/tool:1")
+    argv = ["sync", "--config", str(config), "--target", target.host, "--list", str(listing)]
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    failed = [line for line in out.splitlines() if line.startswith("FAILED")]
+    assert len(failed) == 1
+    assert failed[0].startswith("FAILED  registry.example.com/team/tool:1 -> -: registry registry.example.com is")
+    assert failed[0].count("registry.example.com/team/tool:1") == 1
+    recorded = (tmp_path / "mirror" / "mirrored-images.txt").read_text().splitlines()
+    assert [line.split("@")[0] for line in recorded] == [f"{source.host}/team/solo:3"]

@@ -142,7 +142,9 @@ def test_retries_are_bounded_and_other_errors_are_not_retried(
     with RegistryClient(transport) as client:
         with pytest.raises(RegistryError) as caught:
             client.list_tags(proxy.host, "app")
-        assert caught.value.status == 503 and caught.value.temporary
+        # Used up: no longer temporary, so a caller does not multiply the transport's tries with its own.
+        assert caught.value.status == 503 and not caught.value.temporary
+        assert str(caught.value).endswith("(gave up after 3 tries)")
         with pytest.raises(RegistryError) as bad:
             client.head_manifest(proxy.host, "app", "x")
         assert bad.value.status == 400 and not bad.value.temporary
@@ -156,7 +158,7 @@ def test_connection_errors_are_retried_then_reported(registry: RegistryServer) -
     transport = _transport(max_attempts=3)
     with RegistryClient(transport) as client, pytest.raises(RegistryError, match="cannot reach") as caught:
         client.head_manifest(host, "app", "v1")
-    assert caught.value.temporary
+    assert not caught.value.temporary and str(caught.value).endswith("(gave up after 3 tries)")
     assert len(transport.sleeps) == 2  # type: ignore[attr-defined]
 
 
