@@ -6,7 +6,8 @@
 - ``tests.harness.proxy``: ``CountingProxy`` (request/byte counts, fault injection)
 - ``tests.harness.fault_schedule``: ``FaultSchedule`` (seeded random faults for ``CountingProxy``),
   ``push_catalogue``, ``missing_at_target``
-- ``tests.harness.target_check``: ``check_target``, ``check_image``, ``check_mirrored_list`` (walk a target to its blobs)
+- ``tests.harness.target_check``: ``check_target``, ``check_image``, ``check_mirrored_list``
+  (walk a target down to its blobs)
 - ``tests.harness.bot_process``: run ``python -m bot`` as a child process in a checkout
 - ``tests.harness.figures``: ``count`` (the reliability figures printed at the end of the session)
 - ``tests.harness.fault_proxy``: ``FaultProxy`` (429/503 answers, blob redirects, relative locations, paginated tags)
