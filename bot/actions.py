@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
@@ -71,6 +72,38 @@ def annotation(
         props.append(f"title={escape_property(title)}")
     prefix = f"::{level} {','.join(props)}" if props else f"::{level}"
     return f"{prefix}::{escape_data(message)}"
+
+
+# GitHub shows the first 10 error and the first 10 warning annotations of a step (and 50 of a job); the rest
+# are dropped without a word, so the bot stops there and says how many more there are.
+ANNOTATIONS_PER_LEVEL = 10
+
+
+class AnnotationBudget:
+    """Counts annotations per level up to what GitHub shows, and the problems left unannotated."""
+
+    def __init__(self, per_level: int = ANNOTATIONS_PER_LEVEL) -> None:
+        self.per_level = per_level
+        self.used: Counter[str] = Counter()
+        self.skipped = 0
+
+    def take(self, level: str) -> bool:
+        """True when an annotation of ``level`` may still be written; otherwise count it as skipped."""
+        if self.used[level] < self.per_level:
+            self.used[level] += 1
+            return True
+        self.skipped += 1
+        return False
+
+    def overflow_notice(self, where: str, *, file: str | None = None) -> str:
+        """The one ``::notice`` line saying how many problems got no annotation and ``where`` they are."""
+        noun = "problem" if self.skipped == 1 else "problems"
+        return annotation(
+            "notice",
+            f"{self.skipped} more {noun} without an annotation (GitHub shows only the first {self.per_level} "
+            f"errors and {self.per_level} warnings of a step): {where}",
+            file=file,
+        )
 
 
 def mask(value: str, stream: TextIO) -> None:

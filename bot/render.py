@@ -20,24 +20,24 @@ from markupsafe import Markup
 
 from bot.markdown import escape_markdown
 from bot.units import binary_size
-from bot.validate import Issue, LineResult, ValidationResult
+from bot.validate import MAX_SHOWN_CHARS, Issue, LineResult, ValidationResult, clip, fit
 
 MARKER = "<!-- image-mirror-bot:validate-pr -->"
 TEMPLATE_DIR = Path(__file__).with_name("templates")
 # GitHub refuses comments over 65536 characters; stay clear of it.
 MAX_COMMENT_CHARS = 60000
+# GitHub refuses a job summary over 1 MiB per step; stay well under it. Rows beyond the cap are in the log.
+MAX_SUMMARY_BYTES = 512 * 1024
+# More rows than this help nobody reading a page (and the rest is in the log); it also bounds rendering time.
+MAX_ROWS = 1000
 
 # What may appear inside a code span or a code block unescaped: the alphabet of a valid reference.
 # Long enough for the longest valid source (255-character name, 128-character tag, digest) under a target prefix.
 _REFERENCE_CHARS = re.compile(r"[A-Za-z0-9._:/@\[\]-]{1,1024}")
-# Longer text (a megabyte-long line of a pull request) is cut, so one line cannot crowd out the others.
-MAX_SHOWN_CHARS = 1024
 
 
 def _clip(text: str) -> str:
-    if len(text) <= MAX_SHOWN_CHARS:
-        return text
-    return f"{text[:MAX_SHOWN_CHARS]}… ({len(text)} characters)"
+    return clip(text, MAX_SHOWN_CHARS)
 
 
 def _trusted(text: str) -> Markup:
@@ -124,8 +124,13 @@ def render_report(
     marker: bool = True,
     head_sha: str | None = None,
     max_rows: int | None = None,
+    summary_rows: int | None = None,
 ) -> str:
-    """The markdown of the sticky comment (``marker=True``) or of the job summary."""
+    """The markdown of the sticky comment (``marker=True``) or of the job summary.
+
+    ``max_rows`` limits the table rows (and the problems and pull lines that go with them); ``summary_rows``
+    is how many rows the job summary holds, so the comment can say where the rows it leaves out are.
+    """
     limit = len(result.lines) if max_rows is None else max_rows
     rows = result.lines[:limit]
     # Problems and pull lines of the rows shown, every one of them (a line may have several problems).
@@ -136,6 +141,7 @@ def render_report(
         "result": result,
         "rows": rows,
         "hidden_rows": len(result.lines) - len(rows),
+        "summary_rows": summary_rows,
         "problems": problems,
         "pullable": pullable,
         "kustomize": kustomize_images(tuple(pullable)),
@@ -146,11 +152,39 @@ def render_report(
     return _ENV.get_template("validate_pr.md.j2").render(context)
 
 
-def render_comment(result: ValidationResult, *, head_sha: str | None = None) -> str:
-    """The sticky comment, shortened (fewer table rows) when it would be too long for GitHub."""
-    body = render_report(result, head_sha=head_sha)
-    rows = len(result.lines)
-    while len(body) > MAX_COMMENT_CHARS and rows > 0:
-        rows //= 2
-        body = render_report(result, head_sha=head_sha, max_rows=rows)
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """The job summary's markdown and how many table rows (added lines) it holds."""
+
+    markdown: str
+    rows: int
+
+
+def render_summary(result: ValidationResult) -> Summary:
+    """The job summary: at most :data:`MAX_ROWS` rows and :data:`MAX_SUMMARY_BYTES` bytes of UTF-8.
+
+    Rows left out are counted at the end of the table, which points to the log (it lists every problem).
+    """
+
+    def render(rows: int) -> str:
+        return render_report(result, marker=False, max_rows=rows)
+
+    markdown, rows = fit(
+        render, len(result.lines), start=MAX_ROWS, budget=MAX_SUMMARY_BYTES, size=lambda text: len(text.encode())
+    )
+    return Summary(markdown, rows)
+
+
+def render_comment(result: ValidationResult, *, head_sha: str | None = None, summary_rows: int | None = None) -> str:
+    """The sticky comment, shortened (fewer table rows) when it would be too long for GitHub.
+
+    ``summary_rows`` is how many rows the job summary holds (by default: what :func:`render_summary` makes).
+    """
+    if summary_rows is None:
+        summary_rows = render_summary(result).rows
+
+    def render(rows: int) -> str:
+        return render_report(result, head_sha=head_sha, max_rows=rows, summary_rows=summary_rows)
+
+    body, _ = fit(render, len(result.lines), start=MAX_ROWS, budget=MAX_COMMENT_CHARS, size=len)
     return body

@@ -1,7 +1,9 @@
 """The job summary of a sync or daily run: one markdown table row per image (pure).
 
 Image references and error messages may come from a pull request, so every cell is escaped: no HTML, no
-markdown links or emphasis, no table breaks.
+markdown links or emphasis, no table breaks. GitHub refuses a job summary over 1 MiB, so a big run's table
+holds the failed images first and stops at a budget, saying how many rows it left out; the log of the job
+that copied the images lists every one of them.
 """
 
 from __future__ import annotations
@@ -19,6 +21,11 @@ if TYPE_CHECKING:
 OK = "copied"
 UNCHANGED = "already mirrored"
 FAILED = "failed"
+# Well under GitHub's 1 MiB per step; a table longer than MAX_ROWS helps nobody reading it.
+MAX_SUMMARY_BYTES = 512 * 1024
+MAX_ROWS = 1000
+# A cell's text (a long failure reason) is cut here.
+MAX_CELL_CHARS = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,31 +60,68 @@ class Row:
         )
 
 
+def _cell(text: str) -> str:
+    if len(text) > MAX_CELL_CHARS:
+        text = f"{text[:MAX_CELL_CHARS]}… ({len(text)} characters)"
+    return escape_markdown(text)
+
+
+def _row_line(row: Row) -> str:
+    result = row.result if not row.detail else f"{row.result}: {row.detail}"
+    platforms = ", ".join(row.platforms) or "-"
+    return (
+        f"| {_cell(row.image)} | {_cell(row.target)} | {_cell(platforms)} | "
+        f"{binary_size(row.bytes_moved)} | {_cell(result)} |"
+    )
+
+
+def _take(rows: list[Row], budget: int) -> list[str]:
+    """Table lines for the first rows of ``rows`` that fit in ``budget`` bytes (at most :data:`MAX_ROWS`)."""
+    lines: list[str] = []
+    for row in rows[:MAX_ROWS]:
+        line = _row_line(row)
+        budget -= len(line.encode()) + 1
+        if budget < 0:
+            break
+        lines.append(line)
+    return lines
+
+
 def render(title: str, rows: Iterable[Row], notes: Iterable[str] = ()) -> str:
-    """A markdown section: a heading, counts, the table, then notes (rate limits, commits, missing shards)."""
+    """A markdown section: a heading, counts, the table, then notes (rate limits, commits, missing shards).
+
+    The counts cover every row. The table is in run order when it fits in :data:`MAX_ROWS` rows and
+    :data:`MAX_SUMMARY_BYTES`; otherwise failed images come first, and a last line says how many were left out.
+    """
     rows = list(rows)
     copied = sum(1 for row in rows if row.result == OK)
     failed = sum(1 for row in rows if row.failed)
     moved = sum(row.bytes_moved for row in rows)
-    lines = [
+    head = [
         f"## {escape_markdown(title)}",
         "",
         f"{copied} copied, {len(rows) - copied - failed} unchanged, {failed} failed, {binary_size(moved)} moved.",
         "",
     ]
+    tail = [f"- {_cell(note)}" for note in notes]
+    table: list[str] = []
     if rows:
-        lines += ["| image | target | platforms | bytes moved | result |", "|---|---|---|---:|---|"]
-        for row in rows:
-            result = row.result if not row.detail else f"{row.result}: {row.detail}"
-            platforms = ", ".join(row.platforms) or "-"
-            lines.append(
-                f"| {escape_markdown(row.image)} | {escape_markdown(row.target)} | {escape_markdown(platforms)} | "
-                f"{binary_size(row.bytes_moved)} | {escape_markdown(result)} |"
-            )
-        lines.append("")
-    for note in notes:
-        lines.append(f"- {escape_markdown(note)}")
-    return "\n".join(lines).rstrip("\n") + "\n"
+        budget = MAX_SUMMARY_BYTES - len("\n".join(head + tail).encode()) - 1024  # 1 KiB for the last line
+        shown = _take(rows, budget)
+        ordered = rows
+        if len(shown) < len(rows):
+            ordered = sorted(rows, key=lambda row: not row.failed)  # stable: run order within each group
+            shown = _take(ordered, budget)
+        table = ["| image | target | platforms | bytes moved | result |", "|---|---|---|---:|---|", *shown]
+        if len(shown) < len(rows):
+            left = ordered[len(shown) :]
+            table += [
+                "",
+                f"… and {len(left)} more images not shown here ({sum(1 for row in left if row.failed)} of them "
+                "failed): the log of the job that copied them lists every image.",
+            ]
+        table.append("")
+    return "\n".join(head + table + tail).rstrip("\n") + "\n"
 
 
 def row_for(result: ImageResult, detail: str = "", reason: str | None = None) -> Row:

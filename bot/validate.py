@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Protocol
@@ -426,37 +427,97 @@ def _not_found_fix(ref: Reference) -> str:
     return "check the spelling of the repository and that the tag exists upstream"
 
 
+# Output bounds. Text from a pull request is cut to MAX_SHOWN_CHARS wherever it is shown (comment, job summary,
+# log, ``result`` output), so a megabyte-long line cannot crowd out the others. The ``result`` output holds
+# the counts and as many lines as fit: GitHub allows 1 MB of outputs per job, counted as UTF-16, and the JSON
+# is ASCII (two bytes a character there), so 256 Ki characters take half of it.
+MAX_SHOWN_CHARS = 1024
+MAX_OUTPUT_LINES = 200
+MAX_OUTPUT_CHARS = 256 * 1024
+STATUSES = ("ok", "mirrored", "warning", ERROR)
+
+
+def clip(text: str, limit: int = MAX_SHOWN_CHARS) -> str:
+    """``text``, cut to ``limit`` characters with a note of its real length."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text)} characters)"
+
+
+def fit(
+    render: Callable[[int], str], total: int, *, start: int, budget: int, size: Callable[[str], int]
+) -> tuple[str, int]:
+    """The output of ``render(n)`` for a large ``n <= min(total, start)`` whose size is within ``budget``.
+
+    A small probe estimates the size of a row, then the count shrinks in proportion to any overshoot: a few
+    renderings of a 20 000-line result, not a bisection, and never a rendering of every row when few fit.
+    Returns the text and ``n`` (``render(0)`` is returned even when it is over budget: it holds no rows).
+    """
+    count = min(total, start)
+    probe = min(count, 64)
+    if probe < count:
+        length = size(render(probe))
+        # The probe's size includes the fixed part (heading, totals), so this errs on the side of fewer rows.
+        count = probe if length > budget else min(count, max(probe, probe * budget // max(length, 1)))
+    text = render(count)
+    while count > 0 and (length := size(text)) > budget:
+        count = max(0, min(count - 1, int(count * budget / length * 0.9)))
+        text = render(count)
+    return text, count
+
+
 def _issue_json(issue: Issue) -> dict[str, object]:
     return {
         "severity": issue.severity,
         "col": issue.col,
-        "message": issue.message,
-        "fix": issue.fix,
+        "message": clip(issue.message),
+        "fix": clip(issue.fix),
         "limit": issue.limit,
     }
 
 
-def result_to_json(result: ValidationResult) -> dict[str, object]:
-    """The result as plain JSON data (the action's ``result`` output)."""
+def _line_json(line: LineResult) -> dict[str, object]:
+    return {
+        "file": line.file,
+        "line": line.line,
+        "text": clip(line.text),
+        "status": line.status,
+        "target": None if line.target is None else clip(str(line.target)),
+        "digest": None if line.facts is None else line.facts.digest,
+        "platforms": [] if line.facts is None else list(line.facts.platforms),
+        "size": line.size,
+        "mirrored_at": line.mirrored_at,
+        "tags_to_copy": line.tags_to_copy,
+        "issues": [_issue_json(issue) for issue in line.issues],
+    }
+
+
+def result_to_json(result: ValidationResult, *, max_lines: int | None = None) -> dict[str, object]:
+    """The result as plain JSON data: counts of every line, then the first ``max_lines`` lines (all by default).
+
+    ``truncated`` says that ``lines`` holds fewer than ``total_lines``; ``counts`` counts lines by status.
+    """
+    shown = result.lines if max_lines is None else result.lines[: max(0, max_lines)]
+    counts = Counter(line.status for line in result.lines)
     return {
         "ok": result.ok,
         "errors": result.error_count,
         "new_bytes": result.new_bytes,
+        "total_lines": len(result.lines),
+        "counts": {status: counts[status] for status in STATUSES},
+        "truncated": len(shown) < len(result.lines),
         "issues": [_issue_json(issue) for issue in result.issues],
-        "lines": [
-            {
-                "file": line.file,
-                "line": line.line,
-                "text": line.text,
-                "status": line.status,
-                "target": None if line.target is None else str(line.target),
-                "digest": None if line.facts is None else line.facts.digest,
-                "platforms": [] if line.facts is None else list(line.facts.platforms),
-                "size": line.size,
-                "mirrored_at": line.mirrored_at,
-                "tags_to_copy": line.tags_to_copy,
-                "issues": [_issue_json(issue) for issue in line.issues],
-            }
-            for line in result.lines
-        ],
+        "lines": [_line_json(line) for line in shown],
     }
+
+
+def result_output(
+    result: ValidationResult, *, max_lines: int = MAX_OUTPUT_LINES, max_chars: int = MAX_OUTPUT_CHARS
+) -> str:
+    """The action's ``result`` output: compact JSON of at most ``max_chars`` characters (when any line fits)."""
+
+    def render(count: int) -> str:
+        return json.dumps(result_to_json(result, max_lines=count), separators=(",", ":"))
+
+    text, _ = fit(render, len(result.lines), start=max_lines, budget=max_chars, size=len)
+    return text

@@ -4,12 +4,16 @@ Runs in a ``pull_request_target`` job. The config and ``mirrored-images.txt`` co
 which is the base branch (trusted); the pull request's list files are read through the API as data. Output:
 the comment, ``::error`` annotations on the exact lines, the job summary, the ``result`` and ``comment-url``
 step outputs, and exit status 1 when any line is invalid.
+
+A pull request may add thousands of lines, and GitHub caps each channel: a comment at 65536 characters, the
+job summary at 1 MiB, step outputs at 1 MB per job, and it shows only the first 10 error and 10 warning
+annotations of a step. So the log is the complete record (one line per added line, one per problem, user
+text clipped), and the other channels hold what fits and say how much they left out.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -22,9 +26,18 @@ from bot.errors import ConfigError, GitHubError
 from bot.lists import ListKind, MirroredIndex, read_list
 from bot.options import add_config_options, config_from_args
 from bot.reference import Reference
-from bot.render import MARKER, render_comment, render_report
+from bot.render import MARKER, Summary, render_comment, render_summary
 from bot.rules import Mapper
-from bot.validate import DEFAULT_WORKERS, ImageFacts, Issue, ValidationResult, result_to_json, validate_changes
+from bot.validate import (
+    DEFAULT_WORKERS,
+    ImageFacts,
+    Issue,
+    LineResult,
+    ValidationResult,
+    clip,
+    result_output,
+    validate_changes,
+)
 
 if TYPE_CHECKING:
     from bot.registry.client import RegistryClient
@@ -135,9 +148,9 @@ def run(args: argparse.Namespace) -> int:
         )
         result = replace(result, issues=(*result.issues, note))
 
-    report(result, paths[0])
+    summary = report(result, paths[0])
     comment_url = ""
-    body = render_comment(result, head_sha=pull.head_sha)
+    body = render_comment(result, head_sha=pull.head_sha, summary_rows=summary.rows)
     if args.dry_run:
         print(body)
     else:
@@ -155,31 +168,50 @@ def run(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
-def report(result: ValidationResult, default_file: str) -> None:
-    """One log line per added line, annotations on the lines in Actions, and the job summary."""
+def report(result: ValidationResult, default_file: str) -> Summary:
+    """The log, annotations and the job summary; returns the summary (the comment says what it holds).
+
+    The log gets one line per added line and one per problem, always, so it is the complete record. In
+    Actions the first problems of each level are also annotations on their lines (GitHub shows no more), and
+    one notice says how many more are only in the log.
+    """
     in_actions = actions.in_actions()
-    for line in result.lines:
-        target = str(line.target) if line.target is not None else "-"
-        print(actions.safe_line(f"{line.file}:{line.line}: {line.text} -> {target}: {line.status}"))
-        for issue in line.issues:
-            text = f"{issue.message}. Fix: {issue.fix}"
-            if in_actions:
-                level = "error" if issue.is_error else "warning"
-                print(actions.annotation(level, text, file=line.file, line=line.line, col=issue.col))
-            else:
-                print(actions.safe_line(f"{line.file}:{line.line}:{issue.col}: {issue.severity}: {text}"))
+    budget = actions.AnnotationBudget()
+    # Problems of the pull request as a whole (limits, refused files) are few and say the most: first.
     for issue in result.issues:
-        text = f"{issue.message}. Fix: {issue.fix}"
-        if in_actions:
-            level = "error" if issue.is_error else "warning"
-            print(actions.annotation(level, text, file=default_file))
+        _problem(issue, default_file, None, budget if in_actions else None)
+    for line in result.lines:
+        target = clip(str(line.target)) if line.target is not None else "-"
+        print(actions.safe_line(f"{line.file}:{line.line}: {clip(line.text)} -> {target}: {line.status}"))
+        for issue in line.issues:
+            _problem(issue, line.file, line, budget if in_actions else None)
+    if in_actions and budget.skipped:
+        print(
+            budget.overflow_notice(
+                "the log of this step lists every problem, one line each (file:line:col: severity: message)",
+                file=default_file,
+            )
+        )
+    status = "ok" if result.ok else f"{result.error_count} errors"
+    print(f"validate-pr: {len(result.lines)} added lines checked: {status}", file=sys.stderr)
+    summary = render_summary(result)
+    actions.append_summary(summary.markdown)
+    return summary
+
+
+def _problem(issue: Issue, file: str, line: LineResult | None, budget: actions.AnnotationBudget | None) -> None:
+    """One log line for a problem, and an annotation while the budget lasts (in Actions)."""
+    text = f"{clip(issue.message)}. Fix: {clip(issue.fix)}"
+    where = f"{file}:{line.line}:{issue.col}: " if line is not None else ""
+    print(actions.safe_line(f"{where}{issue.severity}: {text}"))
+    level = "error" if issue.is_error else "warning"
+    if budget is not None and budget.take(level):
+        if line is None:
+            print(actions.annotation(level, text, file=file))
         else:
-            print(actions.safe_line(f"{issue.severity}: {text}"))
-    summary = "ok" if result.ok else f"{result.error_count} errors"
-    print(f"validate-pr: {len(result.lines)} added lines checked: {summary}", file=sys.stderr)
-    actions.append_summary(render_report(result, marker=False))
+            print(actions.annotation(level, text, file=file, line=line.line, col=issue.col))
 
 
 def _outputs(result: ValidationResult, comment_url: str) -> None:
-    actions.set_output("result", json.dumps(result_to_json(result), separators=(",", ":")))
+    actions.set_output("result", result_output(result))
     actions.set_output("comment-url", comment_url)

@@ -1,8 +1,9 @@
-"""The PR comment: escaping of untrusted text, the table, problems with fixes, pull and kustomize snippets."""
+"""The PR comment and the job summaries: escaping of untrusted text, tables, problems with fixes, snippets, bounds."""
 
 from __future__ import annotations
 
 import html
+import json
 import re
 
 import pytest
@@ -12,9 +13,13 @@ from hypothesis import strategies as st
 from bot.config import Config, Limits
 from bot.lists import ListKind, MirroredIndex
 from bot.markdown import escape_markdown
-from bot.render import MARKER, MAX_COMMENT_CHARS, render_comment, render_report
+from bot.render import MARKER, MAX_COMMENT_CHARS, MAX_SUMMARY_BYTES, render_comment, render_report, render_summary
 from bot.rules import Mapper
-from bot.validate import ImageFacts, ListChange, ValidationResult, validate_changes
+from bot.summary import FAILED, UNCHANGED, Row
+from bot.summary import MAX_SUMMARY_BYTES as SYNC_SUMMARY_BYTES
+from bot.summary import render as render_sync
+from bot.validate import ImageFacts, ListChange, ValidationResult, clip, result_output, result_to_json, validate_changes
+from tests.data.hostile.comment_checks import assert_well_formed, rows_and_hidden
 from tests.harness.fake_upstream import RecordingUpstream, facts
 
 REQUIRED = "mirror/required-images.txt"
@@ -130,6 +135,9 @@ def test_summary_has_no_marker_and_long_comments_are_shortened() -> None:
     body = render_comment(result)
     assert len(body) <= MAX_COMMENT_CHARS
     assert "more lines (with their problems and pull lines), shown in the job summary" in body
+    # ... which is true: the summary holds every row.
+    summary = render_summary(result)
+    assert summary.rows == 400 and rows_and_hidden(summary.markdown) == (list(range(2, 402)), 0)
 
 
 def test_no_lines_added() -> None:
@@ -148,3 +156,89 @@ def test_daily_kind_is_rendered_without_pull_lines() -> None:
     body = render_report(result)
     assert "daily: 2 of 3 tags to copy" in body
     assert "docker pull" not in body
+
+
+def hostile_result(count: int) -> ValidationResult:
+    """``count`` invalid lines that grow ninefold when escaped (each '#' gets a backslash and a zero-width space)."""
+    config = Config(limits=Limits(max_new_lines=10))
+    return validate("".join(f"x{index}{'#' * 1000}\n" for index in range(count)), config=config)
+
+
+def test_job_summary_is_bounded_and_points_to_the_log() -> None:
+    result = hostile_result(1000)
+    unbounded = render_report(result, marker=False)
+    assert len(unbounded.encode()) > 10 * MAX_SUMMARY_BYTES
+
+    summary = render_summary(result)
+
+    assert len(summary.markdown.encode()) <= MAX_SUMMARY_BYTES
+    assert_well_formed(summary.markdown, marker=False)
+    rows, hidden = rows_and_hidden(summary.markdown)
+    assert rows == list(range(2, 2 + summary.rows)) and summary.rows > 10
+    assert hidden == 1000 - summary.rows
+    assert "not shown here: the log of this check lists all 1000 lines and every problem." in summary.markdown
+    assert "**Totals:** 1000 added lines" in summary.markdown
+    assert plain(summary.markdown).count("Fix:") == summary.rows + 1  # the rows' problems, and the line limit
+
+
+def test_comment_names_the_channel_of_the_rows_it_leaves_out() -> None:
+    result = hostile_result(1000)
+    summary = render_summary(result)
+
+    body = render_comment(result)
+
+    rows, hidden = rows_and_hidden(body)
+    assert len(body) <= MAX_COMMENT_CHARS and 0 < len(rows) < summary.rows
+    assert (
+        f"… and {hidden} more lines (with their problems and pull lines) not shown here. The job summary of this "
+        f"check shows the first {summary.rows} lines; the log of this check lists all 1000 lines and every problem."
+    ) in body
+    # When the summary holds no more rows than the comment, only the log is named.
+    alone = render_comment(result, summary_rows=0)
+    assert "not shown here: the log of this check lists all 1000 lines and every problem." in alone
+    assert "job summary" not in alone
+
+
+def test_result_output_is_bounded_and_marked_truncated() -> None:
+    result = hostile_result(1000)
+    assert len(json.dumps(result_to_json(result))) > 10 * 100_000
+
+    text = result_output(result, max_chars=100_000)
+
+    assert len(text) <= 100_000 and text.isascii()
+    data = json.loads(text)
+    assert data["total_lines"] == 1000 and data["truncated"] is True
+    assert data["counts"] == {"ok": 0, "mirrored": 0, "warning": 0, "error": 1000}
+    assert data["errors"] == 1001 and data["issues"][0]["limit"] == "limits.max_new_lines"
+    assert [line["line"] for line in data["lines"]] == list(range(2, 2 + len(data["lines"])))
+    assert 0 < len(data["lines"]) < 1000
+
+    small = json.loads(result_output(hostile_result(3)))
+    assert small["truncated"] is False and len(small["lines"]) == small["total_lines"] == 3
+
+
+def test_clip_keeps_short_text_and_says_how_long_long_text_was() -> None:
+    assert clip("nginx:1") == "nginx:1"
+    assert clip("a" * 5000) == "a" * 1024 + "… (5000 characters)"
+    assert clip("abcdef", 3) == "abc… (6 characters)"
+
+
+def test_sync_summary_is_bounded_and_keeps_every_failure() -> None:
+    reason = "denied: " + "#" * 5000  # escaped ninefold, cut first
+    rows = [
+        Row(f"docker.io/team/app{index}:1", f"m.example/dh/team/app{index}:1", result=UNCHANGED)
+        for index in range(20000)
+    ]
+    rows[15000] = Row("docker.io/team/broken:1", "-", result=FAILED, detail=reason)
+    small = render_sync("Sync", rows[:3], ["note"])
+    assert "more images" not in small and small.count("| docker.io/team/app") == 3
+
+    text = render_sync("Sync", rows, ["committed mirror/mirrored-images.txt"])
+
+    assert len(text.encode()) <= SYNC_SUMMARY_BYTES
+    assert "0 copied, 19999 unchanged, 1 failed" in text  # the counts cover every row
+    table = [line for line in text.splitlines() if line.startswith("| ")]
+    assert table[1].startswith("| docker.io/team/broken:1 |") and "… \\(5016 characters\\)" in table[1]
+    shown = len(table) - 1
+    assert f"… and {20000 - shown} more images not shown here (0 of them failed)" in text
+    assert text.rstrip().endswith("- committed mirror/mirrored-images.txt")
