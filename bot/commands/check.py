@@ -60,11 +60,14 @@ def run(args: argparse.Namespace) -> int:
     for checked in result.entries:
         print(f"{checked.entry.ref} -> {checked.target}")
     annotate = actions.in_actions()
+    budget = actions.AnnotationBudget()
     for problem in result.problems:
         print(actions.safe_line(str(problem)), file=sys.stderr)
-        if annotate:
-            level = "error" if problem.is_error else "warning"
+        level = "error" if problem.is_error else "warning"
+        if annotate and budget.take(level):
             print(actions.annotation(level, problem.message, file=problem.file, line=problem.line, col=problem.col))
+    if annotate and budget.skipped:
+        print(budget.overflow_notice("every problem is listed in this step's log as file:line:col"))
     errors = len(result.errors)
     warnings = len(result.problems) - errors
     print(

@@ -121,6 +121,17 @@ def test_check_annotates_in_github_actions(workdir: Path) -> None:
     )
 
 
+def test_check_annotates_what_github_shows_and_counts_the_rest(workdir: Path) -> None:
+    # GitHub shows 10 error annotations of a step; thousands of them only slow the runner down.
+    (workdir / "mirror" / "required-images.txt").write_text("".join(f"Bad{n}:1\n" for n in range(500)))
+    result = run_bot("check", cwd=workdir, env={"GITHUB_ACTIONS": "true"})
+    assert result.returncode == 1
+    commands = [line for line in result.stdout.splitlines() if line.startswith("::")]
+    assert [line.split(",")[1] for line in commands[:-1]] == [f"line={n}" for n in range(1, 11)]
+    assert commands[-1].startswith("::notice::490 more problems without an annotation")
+    assert len([line for line in result.stderr.splitlines() if ": uppercase letter 'B'" in line]) == 500
+
+
 def test_check_plain_lines_show_the_text_as_written(workdir: Path) -> None:
     # Only workflow commands need '%' encoded; a log line for people shows the character itself.
     (workdir / "mirror" / "required-images.txt").write_text("nginx:1%\n")
