@@ -11,9 +11,13 @@ three images.
 
 from __future__ import annotations
 
+import fcntl
+import glob
 import os
 import re
+import tempfile
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -193,15 +197,62 @@ def format_mirrored(refs: Iterable[Reference | str]) -> str:
 def write_mirrored(path: Path, refs: Iterable[Reference | str]) -> bool:
     """Write the mirrored list atomically; return True when the content changed."""
     content = format_mirrored(refs).encode("utf-8")
-    try:
-        if path.read_bytes() == content:
-            return False
-    except FileNotFoundError:
-        pass
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_bytes(content)
-    temporary.replace(path)
+    with locked(path):
+        try:
+            if path.read_bytes() == content:
+                return False
+        except FileNotFoundError:
+            pass
+        write_atomically(path, content)
     return True
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock for a read-modify-write of ``path``, across processes.
+
+    Two runs in one checkout (a self-hosted runner's daily run and a sync by hand) then merge their changes
+    one after the other instead of overwriting each other's. The lock is ``flock`` on the directory holding
+    ``path``: unlike the file, which each write replaces, the directory stays the same, and no lock file is
+    left in the checkout. Temporary files a killed run left behind are removed under the lock.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        # Every writer holds this lock while its temporary file exists: any found now is a killed run's.
+        for leftover in path.parent.glob(f".{glob.escape(path.name)}.*tmp"):
+            with suppress(OSError):
+                leftover.unlink()
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` all at once: readers, and a run killed mid-write, see the old file or
+    the new one, never part of one.
+
+    The bytes go to a temporary file of a unique name in the same directory (so concurrent writers never
+    share one), are flushed to disk, then renamed over ``path``; the file keeps ``path``'s permissions. Hold
+    :func:`locked` on ``path`` around it: that also removes the temporary files of killed runs.
+    """
+    try:
+        mode = path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        mode = 0o644
+    descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fchmod(stream.fileno(), mode)
+            os.fsync(stream.fileno())
+        Path(name).replace(path)
+    except BaseException:
+        with suppress(OSError):
+            Path(name).unlink()
+        raise
 
 
 class MirroredIndex:

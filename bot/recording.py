@@ -18,6 +18,7 @@ from bot import actions
 from bot.commit import commit_file, repository_from_environment
 from bot.config import Config
 from bot.errors import GitHubError, ListFileError, UsageError
+from bot.lists import locked, write_atomically
 from bot.options import add_config_options, config_from_args
 from bot.reference import Reference
 from bot.registry.factory import add_registry_options
@@ -121,17 +122,16 @@ def record(results: Sequence[Results], *, mirrored: Path, commit: bool, title: s
     """Write the verified images into ``mirrored``, report failures, summarise, commit; the exit status."""
     merged = merge_results(results)
     notes = list(merged.notes)
-    try:
-        existing = mirrored.read_text(encoding="utf-8") if mirrored.exists() else ""
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ListFileError(f"{mirrored}: cannot read the mirrored list: {exc}") from exc
-    updated = merge_mirrored(existing, merged.mirrored)
-    if updated != existing:
-        mirrored.parent.mkdir(parents=True, exist_ok=True)
-        temporary = mirrored.with_name(f".{mirrored.name}.tmp")
-        temporary.write_text(updated, encoding="utf-8", newline="\n")
-        temporary.replace(mirrored)
-        print(f"{mirrored}: recorded {len(set(map(str, merged.mirrored)))} verified images")
+    # Read, merge and write under the list's lock: another run in this checkout merges after us, not over us.
+    with locked(mirrored):
+        try:
+            existing = mirrored.read_text(encoding="utf-8") if mirrored.exists() else ""
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ListFileError(f"{mirrored}: cannot read the mirrored list: {exc}") from exc
+        updated = merge_mirrored(existing, merged.mirrored)
+        if updated != existing:
+            write_atomically(mirrored, updated.encode("utf-8"))
+            print(f"{mirrored}: recorded {len(set(map(str, merged.mirrored)))} verified images")
     commit_failed = False
     if commit:
         path = _repository_path(mirrored)

@@ -8,11 +8,10 @@ rule covers is refused: the rules are also the allow-list of registries the bot 
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
+from bot.addresses import internal_kind
 from bot.config import Config, Rule
 from bot.errors import MappingError
 from bot.reference import DOCKER_HUB, DOCKER_HUB_ALIASES, Reference, format_reference, parse_reference
@@ -59,36 +58,6 @@ def _edit_distance(a: str, b: str) -> int:
     return previous[-1]
 
 
-def _internal_address(host: str) -> str | None:
-    """What kind of non-public address ``host`` names (``localhost``, loopback, private...), else ``None``.
-
-    IPv4 is read the way resolvers read it, so ``127.1`` and ``0x7f.0.0.1`` are loopback too.
-    """
-    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host[1 : host.find("]")]
-    if name == "localhost" or name.endswith(".localhost"):
-        return "this machine (localhost)"
-    try:
-        address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(name)
-    except ValueError:
-        try:
-            address = ipaddress.IPv4Address(socket.inet_aton(name))
-        except OSError:
-            return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    for kind, test in (
-        ("a loopback address", address.is_loopback),
-        ("a link-local address", address.is_link_local),
-        ("an unspecified address", address.is_unspecified),
-        ("a private address", address.is_private),
-        ("a reserved address", address.is_reserved or address.is_multicast),
-        ("a non-public address", not address.is_global),
-    ):
-        if test:
-            return kind
-    return None
-
-
 def _components(path: str) -> tuple[str, ...]:
     return tuple(part for part in path.split("/") if part)
 
@@ -132,7 +101,7 @@ class Mapper:
                 + ", ".join(prefixes)
                 + "; add a rule under 'rules:' in mirror/config.yml to allow it"
             )
-        internal = _internal_address(host)
+        internal = internal_kind(host)
         if internal is not None:
             return (
                 f"{ref}: registry {host} is not allowed: it is {internal}, and the mirror copies only public "

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import InvalidReference, ListFileError, UsageError
-from bot.lists import format_mirrored, logical_lines
+from bot.lists import format_mirrored, logical_lines, write_atomically
 from bot.reference import Reference, parse_reference
 from bot.summary import Row
 
@@ -115,9 +115,7 @@ class Results:
 
 def write_results(path: Path, results: Results) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(results.to_json(), indent=2) + "\n", encoding="utf-8")
-    temporary.replace(path)
+    write_atomically(path, (json.dumps(results.to_json(), indent=2) + "\n").encode("utf-8"))
 
 
 def read_results(path: Path) -> Results:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -165,6 +165,8 @@ def sync(
         prepare(by_location[(location.host, location.repository)])
 
     hook = prepare_target if prepare is not None else None
+    if cancel is not None:
+        client.transport.cancel_on(cancel)
     with Copier(
         client, concurrency=concurrency, progress=progress, dry_run=dry_run, prepare=hook, cancel=cancel
     ) as copier:
@@ -253,6 +255,8 @@ def pending(
     what goes wrong. Both lists keep the input order. Once ``cancel`` is set no more HEADs are sent (those
     requests go to the copy list, where a cancelled copy does not start).
     """
+    if cancel is not None:
+        client.transport.cancel_on(cancel)  # a backoff wait between retries ends when the run is cancelled
     unique: dict[tuple[str, str, str | None, str | None], Reference] = {}
     for ref in refs:
         unique.setdefault(ref.identity(), ref)
@@ -269,8 +273,7 @@ def pending(
             return None
         return found.digest if found is not None else _DELETED_UPSTREAM
 
-    with ThreadPoolExecutor(max(1, min(concurrency, len(to_head) or 1))) as pool:
-        upstream = dict(zip(to_head, pool.map(head, to_head), strict=True))
+    upstream = _ask_all(head, to_head, concurrency, cancel)
 
     copy: list[Reference] = []
     unchanged: list[ImageResult] = []
@@ -279,7 +282,7 @@ def pending(
         if pinned is None:
             copy.append(ref)
             continue
-        current = ref.digest or upstream[ref]
+        current = ref.digest or upstream.get(ref)
         # A tag deleted upstream stays mirrored as recorded: nothing to copy, nothing failed.
         if current == _DELETED_UPSTREAM:
             current = pinned
@@ -293,3 +296,25 @@ def pending(
             continue
         unchanged.append(ImageResult(ref, target, True, None, pinned, pinned, skipped=True))
     return copy, unchanged
+
+
+def _ask_all(
+    head: Callable[[Reference], str | None],
+    refs: list[Reference],
+    concurrency: int,
+    cancel: threading.Event | None,
+) -> dict[Reference, str | None]:
+    """``head(ref)`` for every ref, ``concurrency`` at a time. Once ``cancel`` is set this returns at once,
+    without the answers still outstanding (their refs go to the copy, where a cancelled copy does not start):
+    a HEAD stuck on a stalled registry, or in its retries, must not hold up a cancelled run."""
+    if not refs:
+        return {}
+    pool = ThreadPoolExecutor(max(1, min(concurrency, len(refs))), thread_name_prefix="head")
+    futures = {ref: pool.submit(head, ref) for ref in refs}
+    try:
+        outstanding = set(futures.values())
+        while outstanding and not (cancel is not None and cancel.is_set()):
+            outstanding = wait(outstanding, timeout=0.1).not_done
+    finally:
+        pool.shutdown(wait=not (cancel is not None and cancel.is_set()), cancel_futures=True)
+    return {ref: future.result() for ref, future in futures.items() if future.done() and not future.cancelled()}

@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     with cancellation() as cancel:
         with open_target_client(args, config) as target:
             target.client.transport.on_response = budget.observe
+            target.client.transport.cancel_on(cancel.event)  # retry waits while listing tags end at a cancel
             daily = _Copier(args, mapper, target, cancel)
             daily.log.failures.extend((f"{p.file}:{p.line}", p.message) for p in listing.problems if p.is_error)
             for repository in repositories:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import re
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urljoin, urlsplit
@@ -18,9 +19,13 @@ import urllib3.exceptions
 from bot.errors import RegistryError
 from bot.registry.auth import Credentials, Scope
 from bot.registry.models import ACCEPT, MAX_MANIFEST_BYTES, Descriptor, Manifest, sha256_digest
+from bot.registry.throughput import MIN_RATE, Throughput
 from bot.registry.transport import Transport, TransportSettings
 
 CHUNK_SIZE = 1024 * 1024
+# Chunks a blob download yields: what arrived, joined up to this size or until _FLUSH_SECONDS passed.
+COALESCE = 256 * 1024
+_FLUSH_SECONDS = 0.25
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 # What reading a response body raises when the connection is reset, cut or silent past the read timeout.
 _BODY_FAILURES: tuple[type[Exception], ...] = (
@@ -57,10 +62,23 @@ class MountResult:
 
 
 class BlobStream:
-    """A blob being downloaded: iterate for chunks; the sha256 and size are checked when the stream ends."""
+    """A blob being downloaded: iterate for chunks; the sha256 and size are checked when the stream ends.
+
+    Chunks come as the network delivers them (at most ``chunk_size``, coalesced up to :data:`COALESCE` while
+    they keep coming), so a trickling registry is noticed: below :data:`~bot.registry.throughput.MIN_RATE`
+    over the last ``window`` seconds the stream fails as a temporary error (see :mod:`bot.registry.throughput`).
+    """
 
     def __init__(
-        self, response: requests.Response, digest: str, size: int | None, chunk_size: int, what: str = ""
+        self,
+        response: requests.Response,
+        digest: str,
+        size: int | None,
+        chunk_size: int,
+        what: str = "",
+        *,
+        window: float = 60.0,
+        min_rate: float = MIN_RATE,
     ) -> None:
         import hashlib
 
@@ -71,6 +89,7 @@ class BlobStream:
         self._chunk_size = chunk_size
         self._hash = hashlib.sha256()
         self.received = 0
+        self._throughput = Throughput(self.what, window, min_rate)
 
     def __iter__(self) -> Iterator[bytes]:
         algorithm, _, expected = self.digest.partition(":")
@@ -92,16 +111,30 @@ class BlobStream:
             raise RegistryError(f"blob {self.digest}: the content does not match its digest", temporary=True)
 
     def _chunks(self) -> Iterator[bytes]:
-        """The raw body; a reset, cut or stalled connection becomes a temporary :class:`RegistryError`."""
-        chunks = self._response.raw.stream(self._chunk_size, decode_content=False)
+        """The raw body; a reset, cut, stalled or trickling connection becomes a temporary
+        :class:`RegistryError`."""
+        raw = self._response.raw
+        limit = min(self._chunk_size, COALESCE)
+        pending: list[bytes] = []
+        buffered = 0
+        last = time.monotonic()
+        self._throughput.start()
         while True:
             try:
-                chunk = next(chunks)
-            except StopIteration:
-                return
+                # read1: whatever the next network read brings, so each read returns within --timeout.
+                piece = raw.read1(self._chunk_size - buffered, decode_content=False)
             except _BODY_FAILURES as exc:
-                raise _broken_body(exc, self.what, self.received) from exc
-            yield chunk
+                raise _broken_body(exc, self.what, self.received + buffered) from exc
+            if piece:
+                self._throughput.add(len(piece))
+                pending.append(piece)
+                buffered += len(piece)
+            now = time.monotonic()
+            if pending and (not piece or buffered >= limit or now - last >= _FLUSH_SECONDS):
+                yield b"".join(pending)
+                pending, buffered, last = [], 0, now
+            if not piece:
+                return
 
     def close(self) -> None:
         self._response.close()
@@ -114,17 +147,27 @@ class BlobStream:
 
 
 class _SizedBody:
-    """An iterable request body with a known length, so requests sends ``Content-Length`` (not chunked)."""
+    """An iterable request body with a known length, so requests sends ``Content-Length`` (not chunked).
 
-    def __init__(self, chunks: Iterable[bytes], size: int) -> None:
+    With ``throughput`` an upload that takes the body too slowly fails (checked as each chunk is taken)."""
+
+    def __init__(self, chunks: Iterable[bytes], size: int, throughput: Throughput | None = None) -> None:
         self._chunks = chunks
         self._size = size
+        self._throughput = throughput
 
     def __len__(self) -> int:
         return self._size
 
     def __iter__(self) -> Iterator[bytes]:
-        return iter(self._chunks)
+        throughput = self._throughput
+        if throughput is None:
+            yield from self._chunks
+            return
+        throughput.start()
+        for chunk in self._chunks:
+            throughput.add(len(chunk))
+            yield chunk
 
 
 class RegistryClient:
@@ -137,9 +180,11 @@ class RegistryClient:
         settings: TransportSettings | None = None,
         credentials: Credentials | None = None,
         chunk_size: int = CHUNK_SIZE,
+        min_rate: float = MIN_RATE,
     ) -> None:
         self.transport = transport or Transport(settings, credentials)
         self.chunk_size = chunk_size
+        self.min_rate = min_rate  # bytes/s a blob transfer must keep up over --timeout seconds
         self._chunked_hosts: set[str] = set()
 
     @property
@@ -253,15 +298,7 @@ class RegistryClient:
         path = f"/v2/{repository}/tags/list"
         params: dict[str, str] | None = {"n": str(page_size)} if page_size else None
         for _ in range(10_000):
-            response = self.transport.request(
-                "GET", host, path, scopes=_pull(repository), params=params, what=f"listing tags of {host}/{repository}"
-            )
-            try:
-                data = response.json()
-            except ValueError as exc:
-                raise RegistryError(f"listing tags of {host}/{repository}: the answer is not JSON") from exc
-            finally:
-                response.close()
+            data, response = self._tags_page(host, repository, path, params)
             page = data.get("tags") if isinstance(data, dict) else None
             tags.extend(tag for tag in (page or []) if isinstance(tag, str))
             match = _LINK_NEXT.search(response.headers.get("Link", ""))
@@ -271,6 +308,26 @@ class RegistryClient:
             parts = urlsplit(next_url)
             path, params = parts.path, dict(parse_qsl(parts.query, keep_blank_values=True))
         raise RegistryError(f"listing tags of {host}/{repository}: too many pages")
+
+    def _tags_page(
+        self, host: str, repository: str, path: str, params: dict[str, str] | None
+    ) -> tuple[object, requests.Response]:
+        """One page of the tag list, parsed; a body damaged on the way (not JSON) is read again, up to the
+        transport's ``max_attempts`` in all."""
+        what = f"listing tags of {host}/{repository}"
+        attempts = self.transport.settings.max_attempts
+        for attempt in range(1, attempts + 1):
+            response = self.transport.request("GET", host, path, scopes=_pull(repository), params=params, what=what)
+            try:
+                return response.json(), response
+            except ValueError:
+                if attempt == attempts:
+                    tries = f" (gave up after {attempts} tries)" if attempts > 1 else ""
+                    raise RegistryError(f"{what}: the answer is not JSON{tries}") from None
+            finally:
+                response.close()
+            self.transport.pause(attempt)
+        raise AssertionError("unreachable")
 
     # -- blobs ---------------------------------------------------------------------------------------------
 
@@ -295,7 +352,15 @@ class RegistryClient:
             stream=True,
             what=f"downloading {digest} from {host}/{repository}",
         )
-        return BlobStream(response, digest, size, self.chunk_size, f"downloading {digest} from {host}/{repository}")
+        return BlobStream(
+            response,
+            digest,
+            size,
+            self.chunk_size,
+            f"downloading {digest} from {host}/{repository}",
+            window=self.transport.settings.read_timeout,
+            min_rate=self.min_rate,
+        )
 
     def mount_blob(self, host: str, repository: str, digest: str, from_repository: str) -> MountResult:
         """Ask the registry to link ``digest`` from ``from_repository`` (same host) into ``repository``."""
@@ -347,8 +412,8 @@ class RegistryClient:
         """
         url = upload_url or self.start_upload(host, repository)
         scopes = _push(repository)
-        body = _SizedBody(chunks, size)
         what = f"uploading {digest} to {host}/{repository}"
+        body = _SizedBody(chunks, size, Throughput(what, self.transport.settings.read_timeout, self.min_rate))
         if host in self._chunked_hosts:
             response = self.transport.request(
                 "PATCH",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
@@ -541,8 +542,15 @@ class Copier:
         counters: _Counters,
         upload_url: str | None = None,
     ) -> None:
-        """Stream the blob from the source into the target, retrying temporary failures from the start."""
-        for attempt in range(1, self.max_attempts + 1):
+        """Stream the blob from the source into the target, retrying temporary failures from the start.
+
+        The source and the target each get ``max_attempts`` tries: a download that breaks off also ends the upload
+        it feeds, so with one shared budget a flaky source would use up the tries of a healthy target.
+        """
+        failures: Counter[str] = Counter()
+        attempt = 0
+        while True:
+            attempt += 1
             sent = 0
 
             def counted(chunks: Iterator[bytes]) -> Iterator[bytes]:
@@ -564,29 +572,36 @@ class Copier:
             except RegistryError as exc:
                 self.progress.advance(-sent)
                 upload_url = None  # a failed session is not reused
-                if _write_race(exc) and attempt < self.max_attempts:
+                side = "target" if exc.method in _UPLOAD_METHODS else "source"
+                failures[side] += 1
+                tries = failures[side]
+                if _write_race(exc) and tries < self.max_attempts:
                     # Another process committed the same blob at the same moment: it may be there now.
-                    _race_pause(attempt)
+                    _race_pause(tries)
                     if self.client.head_blob(dst.host, dst.repository, blob.digest) == blob.size:
                         self._mark_present((dst.host, blob.digest), dst.repository)
                         self._done_without_transfer(blob, counters, "skipped")
                         return
                     continue
-                if not exc.temporary or attempt == self.max_attempts or isinstance(exc, NotFound):
-                    gave_up(exc, attempt)
+                if not exc.temporary or tries == self.max_attempts or isinstance(exc, NotFound):
+                    gave_up(exc, tries)
                     raise
-                if self._landed_anyway(dst, blob, counters, attempt):
+                if self._landed_anyway(dst, blob, counters, min(attempt, self.max_attempts)):
                     return
                 continue
             except OSError as exc:
                 self.progress.advance(-sent)
                 upload_url = None
-                if attempt == self.max_attempts:
+                failures["connection"] += 1
+                if failures["connection"] == self.max_attempts:
                     raise CopyError(f"{blob.digest}: the transfer broke off: {exc}") from exc
                 continue
             self._mark_present((dst.host, blob.digest), dst.repository)
             counters.add("copied", blob.size)
             return
+
+
+_UPLOAD_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 def _write_race(exc: RegistryError) -> bool:

@@ -110,7 +110,8 @@ def add_registry_options(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_TIMEOUT,
         metavar="SECONDS",
         help="give up a try when a registry sends nothing for this long, mid-answer or before it; the try is "
-        "retried, so a stalled registry costs a bounded time, never a hang (default: %(default)g)",
+        "retried, so a stalled registry costs a bounded time, never a hang; a blob transfer that averages under "
+        "1 KiB/s over this long is retried too (default: %(default)g)",
     )
 
 

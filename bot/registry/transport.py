@@ -16,19 +16,21 @@ import email.utils
 import ipaddress
 import random
 import re
+import ssl
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 
 from bot import __version__
-from bot.errors import AuthError, NotFound, RegistryError
+from bot.addresses import internal_kind, resolved_internal
+from bot.errors import AuthError, Cancelled, NotFound, RegistryError
 from bot.reference import DOCKER_HUB
 from bot.registry.auth import Credentials, Scope, TokenCache, env_key, normalize_host, scope_strings
 
@@ -68,17 +70,6 @@ def _hostname(host: str) -> str:
     if host.startswith("["):
         return host[1 : host.find("]")]
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-
-
-def _is_internal(host: str) -> bool:
-    name = _hostname(host)
-    if is_loopback_host(host) or name.endswith((".local", ".internal")):
-        return True
-    try:
-        address = ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return address.is_private or address.is_link_local or address.is_reserved or address.is_unspecified
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,13 +187,14 @@ _TEMPORARY_FAILURES: tuple[type[requests.RequestException], ...] = (
 def connection_error(exc: requests.RequestException, method: str, url: str, what: str | None) -> RegistryError:
     """A failure below HTTP: temporary (retried) only for connection trouble, timeouts and a broken body.
 
-    TLS verification failures and everything that is a property of the request itself (an invalid URL or
-    header, a missing or unsupported scheme, too many redirects) fail at once: no retry fixes them.
+    A failed certificate or hostname check and everything that is a property of the request itself (an invalid
+    URL or header, a missing or unsupported scheme, too many redirects) fail at once: no retry fixes them.
+    Any other TLS error (an EOF or reset mid-handshake or mid-upload) is connection trouble like a reset.
     """
     prefix = f"{what}: " if what else ""
     safe_url = redact_url(url)
     detail = _redact_text(str(exc).replace(url, safe_url))[:300]
-    if isinstance(exc, requests.exceptions.SSLError):
+    if isinstance(exc, requests.exceptions.SSLError) and _is_verification_failure(exc):
         return RegistryError(
             f"{prefix}{method} {safe_url}: TLS verification failed ({detail}); if the "
             "registry uses a private CA, pass its certificate with --ca-bundle",
@@ -222,6 +214,29 @@ def connection_error(exc: requests.RequestException, method: str, url: str, what
         method=method,
         url=safe_url,
     )
+
+
+def _is_verification_failure(exc: BaseException) -> bool:
+    """Is an ``ssl.SSLCertVerificationError`` (a certificate or hostname check) behind ``exc``? requests and
+    urllib3 wrap it in their own errors: through ``args``, ``reason``, ``__cause__`` and ``__context__``."""
+    seen: set[int] = set()
+    pending: list[object] = [exc]
+    while pending:
+        item = pending.pop()
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, ssl.SSLCertVerificationError):
+            return True
+        pending.extend((*item.args, getattr(item, "reason", None), item.__cause__, item.__context__))
+    return False
+
+
+_T = TypeVar("_T")
+
+
+def _same(response: requests.Response) -> requests.Response:
+    return response
 
 
 def gave_up(error: RegistryError, tries: int) -> RegistryError:
@@ -273,6 +288,7 @@ class Transport:
         self.tokens = tokens or TokenCache()
         self.on_response = on_response
         self._sleep = sleep
+        self._cancel: threading.Event | None = None
         self._rng = random.Random()  # noqa: S311 - jitter, not security
         self._lock = threading.Lock()
         self._host_locks: dict[str, threading.Lock] = {}
@@ -327,10 +343,13 @@ class Transport:
         if allowed is not None and normalize_host(target) in {normalize_host(h) for h in allowed}:
             return
         base_host = urlsplit(self.base_url(registry_host)).netloc
-        if _is_internal(target) and not _is_internal(base_host):
+        if internal_kind(base_host) is not None:
+            return  # a registry that lives inside may send us inside (tests, on-premises mirrors)
+        kind = resolved_internal(target)
+        if kind is not None:
             raise RegistryError(
-                f"{registry_host} sent us to the internal address {redact_url(url)}; refused (only registries "
-                "named by the mirror rules may live on internal addresses)"
+                f"{registry_host} sent us to {redact_url(url)}, {kind}; refused (only registries named by the "
+                "mirror rules may live on internal addresses)"
             )
 
     # -- requests ------------------------------------------------------------------------------------------
@@ -413,6 +432,24 @@ class Transport:
             finally:
                 response.close()
 
+    def cancel_on(self, event: threading.Event) -> None:
+        """Once ``event`` is set, every backoff wait (a retry's, :meth:`pause`) ends at once and raises
+        :class:`Cancelled` instead of trying again, so a cancelled run is not held up by a retry cycle."""
+        if self._cancel is event:
+            return
+        self._cancel = event
+        plain = self._sleep
+
+        def sleep(seconds: float) -> None:
+            if plain is time.sleep:
+                event.wait(seconds)
+            elif not event.is_set():
+                plain(seconds)
+            if event.is_set():
+                raise Cancelled("not retried: the run was cancelled")
+
+        self._sleep = sleep
+
     def pause(self, attempt: int) -> None:
         """Wait before try ``attempt + 1`` of an operation the caller retries itself (backoff with jitter)."""
         self._sleep(retry_delay(attempt, self.settings, None, self._rng))
@@ -472,7 +509,7 @@ class Transport:
         """``GET /v2/``: ``None`` when the registry needs no auth, else its challenge."""
         self.check_allowed(host)
         url = self.base_url(host) + "/v2/"
-        response = self._get_retrying(host, url, {}, url, f"{host} does not answer")
+        response = self._get_retrying(host, url, {}, url, f"{host} does not answer", read=_same)
         if response.status_code == 401:
             challenge = parse_challenge(response.headers.get("WWW-Authenticate"))
             if challenge is None:
@@ -484,9 +521,17 @@ class Transport:
         raise gave_up(error, self.settings.max_attempts)
 
     def _get_retrying(
-        self, host: str, url: str, headers: dict[str, str], shown_url: str, who: str
-    ) -> requests.Response:
-        """``GET`` with the transport's retries for temporary failures; the last answer, whatever its status."""
+        self,
+        host: str,
+        url: str,
+        headers: dict[str, str],
+        shown_url: str,
+        who: str,
+        *,
+        read: Callable[[requests.Response], _T],
+    ) -> _T:
+        """``GET`` with the transport's retries for temporary failures; ``read`` of the last answer, whatever
+        its status. A temporary :class:`RegistryError` from ``read`` (a damaged body) is a failed try too."""
         for attempt in range(1, self.settings.max_attempts + 1):
             try:
                 response = self._send(host, "GET", url, headers)
@@ -499,7 +544,12 @@ class Transport:
             if response.status_code in RETRY_STATUSES and attempt < self.settings.max_attempts:
                 self._sleep(retry_delay(attempt, self.settings, response.headers.get("Retry-After"), self._rng))
                 continue
-            return response
+            try:
+                return read(response)
+            except RegistryError as error:
+                if not error.temporary or attempt == self.settings.max_attempts:
+                    raise gave_up(error, attempt) from None
+            self._sleep(retry_delay(attempt, self.settings, None, self._rng))
         raise AssertionError("unreachable")
 
     def _authorization(self, host: str, challenge: Challenge | None, scopes: frozenset[Scope]) -> str | None:
@@ -535,25 +585,30 @@ class Transport:
         url = realm + ("&" if "?" in realm else "?") + urlencode(query, safe=":/,")
         login = self.credentials.get(host)
         headers = {"Authorization": login.basic_header()} if login else {}
-        response = self._get_retrying(host, url, headers, realm, f"the token server of {host}")
-        if response.status_code != 200:
-            who = f"the credentials for {host} were refused" if login else f"{host} refused anonymous access"
-            raise AuthError(
-                f"token request to {redact_url(realm)} failed with {response.status_code}: {who}; "
-                f"set {_env_hint(host)} or add the registry to a docker config.json",
-                status=response.status_code,
-                method="GET",
-                url=redact_url(realm),
-            )
-        try:
-            data = response.json()
-        except ValueError as exc:
-            raise AuthError(f"the token server of {host} answered without JSON") from exc
-        token = (data.get("token") or data.get("access_token")) if isinstance(data, dict) else None
-        if not isinstance(token, str) or not token:
-            raise AuthError(f"the token server of {host} answered without a token")
-        expires_in = data.get("expires_in", 60)
-        lifetime = float(expires_in) if isinstance(expires_in, int | float) and expires_in > 0 else 60.0
+
+        def read(response: requests.Response) -> tuple[str, float]:
+            if response.status_code != 200:
+                who = f"the credentials for {host} were refused" if login else f"{host} refused anonymous access"
+                raise AuthError(
+                    f"token request to {redact_url(realm)} failed with {response.status_code}: {who}; "
+                    f"set {_env_hint(host)} or add the registry to a docker config.json",
+                    status=response.status_code,
+                    method="GET",
+                    url=redact_url(realm),
+                )
+            # A body damaged on the way (not JSON, or the token's key garbled) is worth another read.
+            try:
+                data = response.json()
+            except ValueError:
+                raise AuthError(f"the token server of {host} answered without JSON", temporary=True) from None
+            token = (data.get("token") or data.get("access_token")) if isinstance(data, dict) else None
+            if not isinstance(token, str) or not token:
+                raise AuthError(f"the token server of {host} answered without a token", temporary=True)
+            expires_in = data.get("expires_in", 60)
+            lifetime = float(expires_in) if isinstance(expires_in, int | float) and expires_in > 0 else 60.0
+            return token, lifetime
+
+        token, lifetime = self._get_retrying(host, url, headers, realm, f"the token server of {host}", read=read)
         self.tokens.put(realm, challenge.service, scopes, token, lifetime)
         return token
 

@@ -23,9 +23,12 @@ Kinds (:data:`KINDS`):
   ``stall_seconds``; a client without a read timeout hangs.
 - ``truncate``: forward and close the connection part-way through the body.
 - ``corrupt``: forward with one body byte flipped (length intact).
+- ``request body cut``: forward the head and part of the request body (an upload), then reset both
+  connections; the registry sees an upload that broke off, the client a reset while it sends.
 
 ``truncate`` and ``corrupt`` need a response body, so only GET requests get them (a faulted GET draws
-each of them twice as often as another kind, to make up for it); the other kinds apply to every method.
+each of them twice as often as another kind, to make up for it); likewise ``request body cut`` needs a
+request body (a faulted PUT or PATCH with one draws it twice as often); the other kinds apply to every method.
 ``eligible`` narrows the requests that may be faulted at all.
 
 :func:`push_catalogue` pushes a workload for such runs (small multi-arch images of every kind, some layers
@@ -51,8 +54,10 @@ THROTTLE = "429"
 STALL = "stall"
 TRUNCATE = "truncate"
 CORRUPT = "corrupt"
-KINDS: tuple[str, ...] = (RESET, SERVER_ERROR, THROTTLE, STALL, TRUNCATE, CORRUPT)
-BODY_KINDS = frozenset({TRUNCATE, CORRUPT})
+CUT_REQUEST = "request body cut"
+KINDS: tuple[str, ...] = (RESET, SERVER_ERROR, THROTTLE, STALL, TRUNCATE, CORRUPT, CUT_REQUEST)
+BODY_KINDS = frozenset({TRUNCATE, CORRUPT})  # need a response body
+UPLOAD_KINDS = frozenset({CUT_REQUEST})  # need a request body
 SERVER_ERROR_STATUSES = (500, 502, 503)
 # Query parameters that differ between runs of the same request.
 _VOLATILE_QUERY = frozenset({"_state"})
@@ -72,6 +77,13 @@ def _draw(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
 
 
+def has_request_body(request: ProxyRequest) -> bool:
+    """Does ``request`` carry a body (a ``Content-Length`` above 0, or chunked)?"""
+    length = request.headers.get("content-length", "")
+    chunked = "chunked" in request.headers.get("transfer-encoding", "").lower()
+    return chunked or (length.isdigit() and int(length) > 0)
+
+
 def decide(
     seed: int,
     salt: str,
@@ -80,19 +92,24 @@ def decide(
     occurrence: int,
     *,
     rate: float,
+    has_body: bool = False,
     kinds: Collection[str] = KINDS,
     retry_after: int = 1,
     stall_seconds: float = 30.0,
 ) -> tuple[str, Fault] | None:
-    """The fault (and its kind) for the ``occurrence``-th (0-based) request ``method key``, or None."""
+    """The fault (and its kind) for the ``occurrence``-th (0-based) request ``method key``, or None.
+    ``has_body``: the request carries a body (only then can it be cut)."""
     if _draw(seed, salt, "fault?", method, key, occurrence) >= rate * 2**64:
         return None
-    # A GET draws a body fault twice as often as another kind: only GETs can have them at all.
+    # A GET draws a body fault twice as often as another kind: only GETs can have them at all; likewise an
+    # upload for a cut of its request body.
     applicable = [
         kind
         for kind in KINDS
-        for _ in range(2 if kind in BODY_KINDS else 1)
-        if kind in kinds and (method == "GET" or kind not in BODY_KINDS)
+        for _ in range(2 if kind in BODY_KINDS | UPLOAD_KINDS else 1)
+        if kind in kinds
+        and (method == "GET" or kind not in BODY_KINDS)
+        and ((has_body and method in ("PUT", "PATCH")) or kind not in UPLOAD_KINDS)
     ]
     if not applicable:
         return None
@@ -110,6 +127,8 @@ def decide(
         return kind, Fault.stall_mid_body(offset, stall_seconds)
     if kind == TRUNCATE:
         return kind, Fault(truncate_after=offset, within_body=True)
+    if kind == CUT_REQUEST:
+        return kind, Fault.cut_request(offset)
     return kind, Fault(corrupt_at=offset, within_body=True)
 
 
@@ -168,6 +187,7 @@ class FaultSchedule:
             key,
             occurrence,
             rate=self.rate,
+            has_body=has_request_body(request),
             kinds=self.kinds,
             retry_after=self.retry_after,
             stall_seconds=self.stall_seconds,

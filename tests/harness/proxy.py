@@ -24,14 +24,21 @@ returning a :class:`Fault` or None (pass through). :class:`FaultRule` covers the
     proxy.fault = FaultRule(Fault.corrupt(10), path=r"/blobs/")     # forward with body byte 10 flipped
     proxy.fault = FaultRule(Fault.reset_mid_body(1000))  # forward, send 1000 body bytes, then TCP reset
     proxy.fault = FaultRule(Fault.stall_mid_body(1000, 30))  # forward, send 1000 body bytes, go silent 30 s
+    proxy.fault = FaultRule(Fault.cut_request(1000), method="PUT")  # forward 1000 upload bytes, then TCP reset
 
-Body offsets count response body bytes. With ``within_body=True`` an offset past the end of a known
+Body offsets count response body bytes, except for ``cut_request``, whose offset counts request body bytes:
+the registry gets the head and part of the upload, then both connections are reset (the registry sees a
+body that broke off, the client a reset while it sends). With ``within_body=True`` an offset past the end of a known
 ``Content-Length`` wraps into the body (``offset % length``), so a fault picked before the response is seen
 still hits it; a reset or stall of an empty body (a HEAD, a 201 to a PUT) happens after the registry has
 acted on the request but before the client sees the status line: the work is done, the answer is lost.
 A stall ends early when the proxy stops.
 
 Faulted requests are recorded with ``fault`` set; a responded fault is not forwarded to the registry.
+
+A Bearer registry's token server sits elsewhere; :func:`front_token_server` puts a second proxy in front of
+it and has the registry's proxy name that one as the realm in its challenges (``header_rewrites``), so the
+token requests can be counted and faulted too.
 For random faults on many requests see :class:`tests.harness.fault_schedule.FaultSchedule`.
 """
 
@@ -84,6 +91,7 @@ class Fault:
     stall_after: int | None = None  # forward, deliver this many response body bytes, then send nothing ...
     stall: float = 0.0  # ... for this many seconds (or until the proxy stops), then close
     within_body: bool = False  # offsets past the end of a known body wrap into it (see the module docstring)
+    cut_request_after: int | None = None  # forward the head and this many request body bytes, then TCP resets
 
     @classmethod
     def respond(
@@ -124,9 +132,17 @@ class Fault:
         """Forward, deliver the head and ``after`` body bytes, then go silent for ``seconds`` and close."""
         return cls(stall_after=after, stall=seconds, within_body=within_body)
 
+    @classmethod
+    def cut_request(cls, after: int, *, within_body: bool = True) -> Fault:
+        """Forward the request head and ``after`` bytes of its body, then reset both connections: an upload
+        that breaks off mid-body. The registry never answers; the client sees a reset while it sends."""
+        return cls(cut_request_after=after, within_body=within_body)
+
     def describe(self) -> str:
         if self.reset:
             return "reset"
+        if self.cut_request_after is not None:
+            return f"cut request after {self.cut_request_after}"
         if self.reset_after is not None:
             return f"reset after {self.reset_after}"
         if self.stall_after is not None:
@@ -357,6 +373,8 @@ class CountingProxy:
         self._upstream_addr = ("127.0.0.1", upstream.port)
         self._stopping = False
         self._stopped = threading.Event()  # ends stalls early
+        # Text replaced in every response header line from the registry (``old -> new``).
+        self.header_rewrites: dict[str, str] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
@@ -541,6 +559,11 @@ class CountingProxy:
             if client is not raw:
                 self._close(raw, None)
 
+    def _rewrite(self, line: bytes) -> bytes:
+        for old, new in self.header_rewrites.items():
+            line = line.replace(old.encode("latin-1"), new.encode("latin-1"))
+        return line
+
     def _cut(self, how: str, client: socket.socket, fault: Fault | None) -> str:
         """End a response early: a clean close (truncate), a TCP reset, or silence first (stall)."""
         if how == "stall" and fault is not None:
@@ -639,11 +662,22 @@ class CountingProxy:
         def count_request(n: int) -> None:
             live.request_bytes += n
 
-        to_upstream = _Sink(upstream.sendall, count_request, None)
-        if chunked_request:
-            _copy_chunked(reader, to_upstream)
-        else:
-            _copy_exact(reader, to_upstream, length)
+        cut_request = None
+        if fault is not None and fault.cut_request_after is not None:
+            cut_request = _place(fault.cut_request_after, None if chunked_request else length, fault.within_body)
+        to_upstream = _Sink(upstream.sendall, count_request, cut_request)
+        try:
+            if chunked_request:
+                _copy_chunked(reader, to_upstream)
+            else:
+                _copy_exact(reader, to_upstream, length)
+        except _Truncated:
+            pass
+        if cut_request is not None:
+            # The body broke off (or, past the end of a chunked body, the answer is lost): reset both sides.
+            for sock in (upstream, client):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            return "close"
 
         # Relay the response, skipping interim 1xx answers.
         while True:
@@ -653,6 +687,8 @@ class CountingProxy:
             status = int(response_head[0].split(b" ", 2)[1])
             if not 100 <= status < 200:
                 break
+        if self.header_rewrites:
+            response_head = [response_head[0], *(self._rewrite(line) for line in response_head[1:])]
         response_headers = _headers(response_head[1:])
         upstream_close = response_headers.get("connection", "").lower() == "close"
 
@@ -695,3 +731,19 @@ class CountingProxy:
         if client_close:
             return "close"
         return "reconnect" if upstream_close else "keep"
+
+
+def front_token_server(registry_proxy: CountingProxy, *, fault: FaultHook | None = None) -> CountingProxy:
+    """Start a proxy in front of the token server of ``registry_proxy``'s (Bearer) registry, and make
+    ``registry_proxy`` name it as the realm in the challenges it relays. The caller stops it."""
+    registry = registry_proxy.upstream
+    token_server = registry.token_server
+    if token_server is None:
+        raise ValueError(f"{registry.host} has no token server (start it with auth='bearer')")
+    origin = f"{token_server.host}:{token_server.port}"
+    view = dataclasses.replace(
+        registry, host=origin, url=f"http://{origin}", tls=False, token_server=None, process=None, proxy_of=registry
+    )
+    token_proxy = CountingProxy(view, fault=fault).start()
+    registry_proxy.header_rewrites[f"http://{origin}/"] = f"http://{token_proxy.host}/"
+    return token_proxy

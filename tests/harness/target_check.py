@@ -170,12 +170,18 @@ def _check_blob(client: RegistryClient, repository: str, blob: dict[str, Any], c
 
 
 def check_mirrored_list(
-    path: Path, mapper: Mapper, registry: RegistryServer, state: TargetState | None = None
+    path: Path,
+    mapper: Mapper,
+    registry: RegistryServer,
+    state: TargetState | None = None,
+    *,
+    source: str | None = None,
 ) -> list[str]:
     """Problems with the mirrored list at ``path`` against the target (none when the file is absent).
 
     Every line must parse, and the tag it maps to (``mapper``) must hold the recorded digest, complete;
-    ``state`` is a walk of the target already made (:func:`check_target`), else one is made here.
+    ``state`` is a walk of the target already made (:func:`check_target`), else one is made here. With
+    ``source`` only lines of that source registry are checked (others are ballast of another mirror).
     """
     if not path.exists():
         return []
@@ -187,6 +193,8 @@ def check_mirrored_list(
     problems = [str(problem) for problem in listing.problems]
     for entry in listing.entries:
         ref = entry.ref
+        if source is not None and ref.host != source:
+            continue
         if ref.digest is None:
             problems.append(f"{path}:{entry.line}: {ref} is not pinned to a digest")
             continue

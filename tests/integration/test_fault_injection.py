@@ -1,16 +1,18 @@
 """``python -m bot sync`` through fault-injecting proxies in front of the source AND the target registry.
 
 A seeded :class:`FaultSchedule` faults about 10% of the requests (connection resets mid-body, 500/502/503,
-429 with ``Retry-After``, stalls past the read timeout, truncated and corrupted bodies). Whatever it does,
-the run must end with every image digest-exact at the target (checked through the registry's API, not
-through the proxy) and ``mirrored-images.txt`` naming exactly those images; a permanent fault fails only
-its image, and a registry that stalls forever costs a bounded time.
+429 with ``Retry-After``, stalls past the read timeout, truncated and corrupted bodies, uploads cut
+mid-body). Whatever it does, the run must end with every image digest-exact at the target (checked through
+the registry's API, not through the proxy) and ``mirrored-images.txt`` naming exactly those images; also
+with TLS to an ECR-like target and a Bearer-token source whose token server is faulted too. A permanent
+fault fails only its image, and a registry that stalls forever costs a bounded time.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +23,7 @@ import requests
 
 from bot.cli import main
 from bot.config import parse_config
-from bot.errors import NotFound, RegistryError, UsageError
+from bot.errors import AuthError, NotFound, RegistryError, UsageError
 from bot.registry.auth import Credentials
 from bot.registry.client import RegistryClient
 from bot.registry.copy import ImageLocation, copy_image
@@ -30,7 +32,9 @@ from bot.registry.transport import Transport, TransportSettings
 from tests.harness import figures
 from tests.harness.fault_schedule import (
     BODY_KINDS,
+    CUT_REQUEST,
     KINDS,
+    UPLOAD_KINDS,
     FaultSchedule,
     decide,
     missing_at_target,
@@ -38,7 +42,7 @@ from tests.harness.fault_schedule import (
     request_key,
 )
 from tests.harness.images import KiB, PushedImage, get_manifest_digest, list_tags, push_image
-from tests.harness.proxy import CountingProxy, Fault, FaultHook, FaultRule, ProxyRequest
+from tests.harness.proxy import CountingProxy, Fault, FaultHook, FaultRule, ProxyRequest, front_token_server
 from tests.harness.registry import RegistryServer
 
 READ_TIMEOUT = "1"  # seconds; a stalled response costs one of these per try
@@ -81,8 +85,8 @@ class Mirror:
         self.target = target
         self.src_proxy, self.dst_proxy = proxies
         stem = "MIRROR_AUTH_" + target.host.replace(".", "_").replace(":", "_")
-        monkeypatch.setenv(stem + "_USERNAME", "user")
-        monkeypatch.setenv(stem + "_PASSWORD", "pass")
+        monkeypatch.setenv(stem + "_USERNAME", target.username or "")
+        monkeypatch.setenv(stem + "_PASSWORD", target.password or "")
         monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
         monkeypatch.chdir(tmp_path)
         self.config = tmp_path / "config.yml"
@@ -90,6 +94,7 @@ class Mirror:
         self.config.write_text(json.dumps(rules))
         self.listing = tmp_path / "required-images.txt"
         self.mirrored = tmp_path / "mirrored-images.txt"
+        self.extra_args: list[str] = ["--ca-bundle", target.ca_bundle] if target.ca_bundle else []
 
     def target_repository(self, image: PushedImage) -> str:
         return f"src/{image.repository}"
@@ -113,6 +118,7 @@ class Mirror:
             f"{self.target.host}={self.dst_proxy.url}",
             "--timeout",
             READ_TIMEOUT,
+            *self.extra_args,
         ]
         started = time.monotonic()
         status = main(argv)
@@ -124,6 +130,13 @@ class Mirror:
 
     def requests_through_proxies(self) -> int:
         return len(self.src_proxy.records) + len(self.dst_proxy.records)
+
+
+@pytest.fixture
+def proxies_for_bearer(bearer_registry: RegistryServer) -> Iterator[tuple[CountingProxy, CountingProxy]]:
+    """A proxy in front of a Bearer registry and one in front of its token server (the realm it names)."""
+    with CountingProxy(bearer_registry) as registry_proxy, front_token_server(registry_proxy) as token_proxy:
+        yield registry_proxy, token_proxy
 
 
 @pytest.fixture
@@ -173,9 +186,13 @@ def test_schedule_decisions_depend_only_on_seed_request_and_occurrence() -> None
     assert run(calls, seed=2) != forward
     faulted = [key for key, fault in forward.items() if fault is not None]
     assert 0.07 < len(faulted) / len(calls) < 0.13
-    # Body faults only where there is a body to damage.
+    # Body faults only where there is a body to damage, request body cuts only where there is an upload.
     heads = [decide(1, "source", "HEAD", path, n, rate=1.0) for path in paths for n in range(3)]
-    assert {kind for kind, _ in filter(None, heads)} == set(KINDS) - BODY_KINDS
+    assert {kind for kind, _ in filter(None, heads)} == set(KINDS) - BODY_KINDS - UPLOAD_KINDS
+    puts = [decide(1, "target", "PUT", path, n, rate=1.0, has_body=True) for path in paths for n in range(3)]
+    assert {kind for kind, _ in filter(None, puts)} == set(KINDS) - BODY_KINDS
+    empty = [decide(1, "target", "PUT", path, n, rate=1.0, has_body=False) for path in paths for n in range(3)]
+    assert CUT_REQUEST not in {kind for kind, _ in filter(None, empty)}
 
 
 def test_schedule_keys_ignore_what_a_registry_makes_up_per_session() -> None:
@@ -223,6 +240,13 @@ def test_proxy_resets_and_stalls_mid_body(registry: RegistryServer) -> None:
             requests.head(url, timeout=10)
         assert proxy.records[-1].status == 0
 
+        # An upload cut mid-body: the registry gets the head and 1000 bytes, the client a reset.
+        proxy.fault = FaultRule(Fault.cut_request(1000 + 200_000), method="PUT")  # wraps to byte 1000
+        with pytest.raises(requests.ConnectionError):
+            requests.put(f"{proxy.url}/v2/app/blobs/uploads/cut", data=b"x" * 200_000, timeout=10)
+        assert proxy.records[-1].request_bytes == 1000 and proxy.records[-1].status == 0
+        assert proxy.records[-1].fault == f"cut request after {1000 + 200_000}"
+
         proxy.fault = None
         assert len(requests.get(url, timeout=10).content) == layer.size
 
@@ -261,6 +285,55 @@ def test_sync_through_faults_ends_digest_exact(
     figures.count("requests faulted", total)
     for kind in KINDS:
         figures.count(f"requests faulted: {kind}", counts[kind])
+    figures.count("images verified digest-exact at the target", len(images))
+    figures.count("wrong entries in mirrored-images.txt", 0)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_sync_through_faults_over_tls_from_a_bearer_source_ends_digest_exact(
+    bearer_registry: RegistryServer,
+    tls_registry: RegistryServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The same 10% schedule with TLS to the target (ECR-like: HTTPS, Basic AWS/ecr-test-password), where a
+    # reset can show up as a TLS error, and a Bearer-token source whose token server is faulted too.
+    seed = 31
+    source, target = bearer_registry, tls_registry
+    images = push_catalogue(source, 20)
+    src_schedule, dst_schedule = schedules(seed)
+    token_schedule = FaultSchedule(seed, rate=0.10, salt="token server")
+    with (
+        CountingProxy(source, fault=src_schedule) as src_proxy,
+        CountingProxy(target, fault=dst_schedule) as dst_proxy,
+        front_token_server(src_proxy, fault=token_schedule) as token_proxy,
+    ):
+        mirror = Mirror(tmp_path, monkeypatch, source, target, (src_proxy, dst_proxy))
+        run = mirror.sync(images, capsys)
+
+    assert run.status == 0, run.out + run.err
+    assert "20 images: 20 ok (0 already up to date), 0 failed" in run.out
+    for image in images:
+        assert missing_at_target(target, mirror.target_repository(image), image) == []
+    assert sorted(run.mirrored) == sorted(mirror.pinned(image) for image in images)
+    assert target.tls and target.username == "AWS"
+    # Tokens came through the token proxy (anonymous pull tokens, one per repository at least), some faulted.
+    token_requests = token_proxy.matching(method="GET", path="^/token$")
+    assert len(token_requests) >= len(images)
+    assert token_schedule.total >= 1, token_schedule.counts
+    counts = src_schedule.counts + dst_schedule.counts + token_schedule.counts
+    assert dst_schedule.counts[CUT_REQUEST] >= 2 and dst_schedule.counts["reset"] >= 2, dst_schedule.counts
+    total = sum(counts.values())
+    seen = mirror.requests_through_proxies() + len(token_proxy.records)
+
+    figures.count("requests through the fault proxies", seen)
+    figures.count("requests faulted", total)
+    for kind in KINDS:
+        figures.count(f"requests faulted: {kind}", counts[kind])
+    figures.count("requests faulted over TLS", dst_schedule.total)
+    figures.count("token server requests faulted", token_schedule.total)
     figures.count("images verified digest-exact at the target", len(images))
     figures.count("wrong entries in mirrored-images.txt", 0)
 
@@ -346,15 +419,25 @@ def test_a_source_that_stalls_forever_costs_a_bounded_time(
 # -- what the faults turned up in the engine, one focused test each ----------------------------------------
 
 
-def engine_client(*proxies: CountingProxy, read_timeout: float = 5.0) -> tuple[RegistryClient, list[float]]:
-    """A client through ``proxies`` whose backoff sleeps are recorded, not slept."""
+def engine_client(
+    *proxies: CountingProxy, read_timeout: float = 5.0, verify: bool | str | None = None
+) -> tuple[RegistryClient, list[float]]:
+    """A client through ``proxies`` whose backoff sleeps are recorded, not slept. TLS proxies are reached over
+    HTTPS, trusting their registry's CA unless ``verify`` says otherwise."""
     credentials = Credentials()
+    endpoints: dict[str, str] = {}
+    bundle: bool | str = True
     for proxy in proxies:
         view = proxy.registry
         if view.username and view.password:
             credentials.add(view.host, view.username, view.password)
+        if view.tls:
+            endpoints[view.host] = view.url
+            bundle = view.ca_bundle or True
     sleeps: list[float] = []
-    settings = TransportSettings(read_timeout=read_timeout)
+    settings = TransportSettings(
+        read_timeout=read_timeout, endpoints=endpoints, verify=bundle if verify is None else verify
+    )
     return RegistryClient(Transport(settings, credentials, sleep=sleeps.append)), sleeps
 
 
@@ -485,6 +568,37 @@ def test_a_blob_gets_as_many_tries_as_a_request(
     assert len(sleeps) == 4
 
 
+def test_the_source_and_the_target_each_get_their_own_tries(
+    source: RegistryServer, target: RegistryServer, proxies: tuple[CountingProxy, CountingProxy]
+) -> None:
+    # A download that breaks off also ends the upload it feeds; with one budget for both, four broken reads of
+    # a flaky source left a healthy-but-busy target a single try.
+    src_proxy, dst_proxy = proxies
+    image = push_image(source, "team/app", "v1", kind="oci-manifest", layers=(300 * KiB,))
+    layer = max(image.blobs, key=lambda blob: blob.size)
+    broken = FaultRule(Fault.reset_mid_body(100_000), method="GET", path=layer.digest, times=4)
+    src_proxy.fault = broken
+    busy: list[str] = []
+
+    def target_busy(request: ProxyRequest) -> Fault | None:
+        # Once the source has failed its four reads, the target turns four uploads away.
+        layer_put = request.method == "PUT" and layer.digest in request.query.replace("%3A", ":")
+        if layer_put and broken.hits == 4 and len(busy) < 4:
+            busy.append(request.path)
+            return Fault.respond(503)
+        return None
+
+    dst_proxy.fault = target_busy
+    client, _ = engine_client(src_proxy, dst_proxy)
+    with client:
+        result = copy_image(client, at(src_proxy, "team/app", "v1"), at(dst_proxy, "mirror/app", "v1"))
+    assert result.target_digest == image.digest == get_manifest_digest(target, "mirror/app", "v1")
+    assert len(busy) == 4
+    # 4 broken reads, 4 (or 3, when the last broken read fed a refused upload) fed refused uploads, 1 good
+    assert src_proxy.count(method="GET", path=layer.digest) in (8, 9)
+    assert result.bytes_moved == image.blob_bytes
+
+
 def test_an_upload_answered_429_waits_as_asked_before_it_starts_over(
     source: RegistryServer, target: RegistryServer, proxies: tuple[CountingProxy, CountingProxy]
 ) -> None:
@@ -532,3 +646,108 @@ def test_the_read_timeout_is_an_option_with_a_sensible_default() -> None:
     for bad in ("0", "-1", "nan", "7200"):
         with pytest.raises(UsageError, match="--timeout"):
             ClientOptions.from_args(parser.parse_args(["--timeout", bad]))
+
+
+# -- TLS, token servers and tag lists ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("what", ["blob", "manifest"])
+def test_an_upload_cut_off_over_tls_is_sent_again(
+    what: str, source: RegistryServer, tls_registry: RegistryServer
+) -> None:
+    # Over TLS a reset mid-upload mostly arrives as an SSLError (SSLEOFError, when the client is still
+    # writing: a large blob): it was taken for a failed certificate check ("pass --ca-bundle") and failed the
+    # image for good. It is connection trouble, tried again. (A small manifest is written before the reset
+    # lands, so it sees a plain disconnect; tests/unit/test_registry_transport.py covers its SSLEOFError.)
+    image = push_image(source, "team/app", "v1", kind="oci-manifest", layers=(4096 * KiB,))
+    layer = max(image.blobs, key=lambda blob: blob.size)
+    path = f"/blobs/uploads/.*{layer.digest.replace(':', '(:|%3A)')}" if what == "blob" else "/manifests/v1$"
+    cuts = 3 if what == "blob" else 2
+    rule = FaultRule(Fault.cut_request(100), method="PUT", times=cuts)
+    pattern = re.compile(path)
+
+    def cut_the_upload(request: ProxyRequest) -> Fault | None:
+        where = request.path + (f"?{request.query}" if request.query else "")
+        return rule(request) if pattern.search(where) else None
+
+    with CountingProxy(source) as src_proxy, CountingProxy(tls_registry, fault=cut_the_upload) as dst_proxy:
+        client, sleeps = engine_client(src_proxy, dst_proxy)
+        with client:
+            result = copy_image(client, at(src_proxy, "team/app", "v1"), at(dst_proxy, "mirror/app", "v1"))
+        cut = [record for record in dst_proxy.records if record.fault is not None]
+    assert rule.hits == len(cut) == cuts
+    # The registry got 100 bytes, then a reset, every time; the next try went through.
+    assert {(record.status, record.request_bytes) for record in cut} == {(0, 100)}
+    assert result.target_digest == image.digest == get_manifest_digest(tls_registry, "mirror/app", "v1")
+    assert len(sleeps) >= cuts
+
+    figures.count("requests faulted over TLS", rule.hits)
+    figures.count(f"requests faulted: {CUT_REQUEST}", rule.hits)
+    figures.count("requests faulted", rule.hits)
+
+
+def test_a_failed_certificate_check_fails_at_once_with_the_ca_bundle_hint(
+    source: RegistryServer, tls_registry: RegistryServer
+) -> None:
+    image = push_image(source, "team/app", "v1", kind="oci-manifest", layers=(10 * KiB,))
+    with CountingProxy(source) as src_proxy, CountingProxy(tls_registry) as dst_proxy:
+        client, sleeps = engine_client(src_proxy, dst_proxy, verify=True)  # the system CAs: not the test CA
+        with client, pytest.raises(RegistryError, match="TLS verification failed") as caught:
+            copy_image(client, at(src_proxy, "team/app", "v1"), at(dst_proxy, "mirror/app", "v1"))
+        assert dst_proxy.records == []  # no request ever got past the handshake
+    assert "pass its certificate with --ca-bundle" in str(caught.value)
+    assert "CERTIFICATE_VERIFY_FAILED" in str(caught.value)
+    assert not caught.value.temporary and "gave up" not in str(caught.value)
+    assert sleeps == []  # not retried
+    assert get_manifest_digest(tls_registry, "mirror/app", image.tag) is None
+
+
+@pytest.mark.parametrize("times", [2, None], ids=["twice", "always"])
+def test_a_damaged_token_answer_is_read_again(
+    times: int | None, bearer_registry: RegistryServer, proxies_for_bearer: tuple[CountingProxy, CountingProxy]
+) -> None:
+    # A token body damaged on the way ("answered without JSON") failed the image at once; it is read again
+    # within the transport's tries, like a damaged manifest.
+    src_proxy, token_proxy = proxies_for_bearer
+    image = push_image(bearer_registry, "team/app", "v1")
+    rule = FaultRule(Fault.corrupt(0), method="GET", path="^/token$", times=times)
+    token_proxy.fault = rule
+    client, sleeps = engine_client(src_proxy)
+    with client:
+        if times is None:
+            with pytest.raises(AuthError, match="answered without JSON") as caught:
+                client.get_manifest(src_proxy.host, "team/app", image.digest)
+            assert str(caught.value).endswith("(gave up after 5 tries)") and not caught.value.temporary
+        else:
+            assert client.get_manifest(src_proxy.host, "team/app", image.digest).digest == image.digest
+    tries = 5 if times is None else times + 1
+    assert token_proxy.count(method="GET", path="^/token$") == tries
+    assert rule.hits == (times or tries)
+    assert len(sleeps) == tries - 1
+
+    figures.count("token server requests faulted", rule.hits)
+    figures.count("requests faulted: corrupt", rule.hits)
+    figures.count("requests faulted", rule.hits)
+
+
+@pytest.mark.parametrize("times", [2, None], ids=["twice", "always"])
+def test_a_damaged_tag_list_is_read_again(times: int | None, registry: RegistryServer) -> None:
+    # A tag list damaged on the way ("the answer is not JSON") failed at once; it is read again.
+    push_image(registry, "team/app", "v1", kind="oci-manifest", layers=(KiB,))
+    push_image(registry, "team/app", "v2", kind="oci-manifest", layers=(KiB,))
+    rule = FaultRule(Fault.corrupt(0), method="GET", path="/tags/list$", times=times)
+    with CountingProxy(registry, fault=rule) as proxy:
+        client, sleeps = engine_client(proxy)
+        with client:
+            if times is None:
+                with pytest.raises(RegistryError, match="the answer is not JSON") as caught:
+                    client.list_tags(proxy.host, "team/app")
+                assert str(caught.value).endswith("(gave up after 5 tries)") and not caught.value.temporary
+            else:
+                assert sorted(client.list_tags(proxy.host, "team/app")) == ["v1", "v2"]
+        tries = 5 if times is None else times + 1
+        assert proxy.count(method="GET", path="/tags/list$") == tries
+    assert len(sleeps) == tries - 1
+
+    figures.count("requests faulted: corrupt", rule.hits)
+    figures.count("requests faulted", rule.hits)

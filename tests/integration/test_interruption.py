@@ -1,13 +1,16 @@
-"""Interrupted ``sync`` runs: SIGKILL at seeded points, and a graceful SIGINT/SIGTERM.
+"""Interrupted runs: SIGKILL at seeded points, and a graceful SIGINT/SIGTERM.
 
-Each kill trial runs ``python -m bot sync`` as a child process against a fresh target behind a counting proxy
-and kills it with SIGKILL in one phase of the run, chosen by the seed: while the interpreter starts and the
-mirrored list is compared, on the k-th blob upload request, the k-th manifest push, the k-th read-back of a
-pushed tag, or just as the summary is printed and the list is about to be written. ``k`` and a delay of a few
-milliseconds come from the seed too, so a kill lands inside transfers rather than between them. Afterwards
-every tag of the target must point at a complete image (walked through the registry API down to every blob),
-and the mirrored list, if there is one, must name only images the target holds at the recorded digest. A
-second run without a kill must then finish with every image digest-exact and the list complete.
+Each kill trial runs ``python -m bot sync`` as a child process against a fresh target (behind a counting proxy
+and a relay that can hold a request body part-way) and kills it with SIGKILL in one phase of the run, chosen
+by the seed: while the interpreter starts and the mirrored list is compared; mid-body of a blob upload (the
+relay lets a seeded number of body bytes reach the registry, holds the rest, and the kill comes then); on the
+k-th manifest push or the k-th read-back of a pushed tag (``k`` and a delay of a few milliseconds from the
+seed); or while the mirrored list is written (a 2 MB list of another mirror widens that window; the kill comes
+when the temporary file appears). Each trial asserts the kill landed where intended. Afterwards every tag of
+the target must point at a complete image (walked through the registry API down to every blob), and the
+mirrored list, if there is one, must name only images the target holds at the recorded digest. A second run
+without a kill must then finish with every image digest-exact and the list complete. ``daily`` and a sharded
+``sync --results`` are killed mid-upload the same way.
 """
 
 from __future__ import annotations
@@ -44,9 +47,10 @@ from tests.harness.images import (
     get_manifest_digest,
     push_image,
 )
-from tests.harness.proxy import CountingProxy, Fault, ProxyRequest
+from tests.harness.proxy import CountingProxy, Fault, FaultRule, ProxyRequest
 from tests.harness.registry import RegistryFactory, RegistryServer
 from tests.harness.target_check import check_mirrored_list, check_target
+from tests.harness.trickle import Trickle, TrickleRelay
 
 BASE = (LayerSpec(size=MiB, seed=1), LayerSpec(size=256 * KiB, seed=2, per_platform=False))
 PHASES = ("startup", "blob upload", "manifest push", "verification", "list write")
@@ -209,8 +213,64 @@ def assert_sound(target: RegistryServer, checkout: Checkout, origin: Source) -> 
     by_tag = {(f"src/{image.repository}", image.tag): image.digest for image in origin.images.values()}
     for key, digest in state.tags.items():
         assert by_tag.get(key) == digest, key
-    assert check_mirrored_list(checkout.mirrored, checkout.mapper, target, state) == []
+    assert check_mirrored_list(checkout.mirrored, checkout.mapper, target, state, source=origin.registry.host) == []
     return len(state.tags)
+
+
+BALLAST = Path(__file__).resolve().parents[1] / "data" / "upstream" / "upstream-mirrored-images.txt"
+
+
+def ours(lines: list[str], origin: Source) -> list[str]:
+    """The lines of ``origin``'s images (a list may also hold the ballast of another mirror)."""
+    return [line for line in lines if line.startswith(origin.registry.host + "/")]
+
+
+def others(lines: list[str], origin: Source) -> list[str]:
+    prefix = origin.registry.host + "/"
+    return [line for line in lines if not line.startswith(prefix)]
+
+
+def temporary_lists(checkout: Checkout) -> list[Path]:
+    """Temporary files of the mirrored list being written (or left by a run killed while writing it)."""
+    return sorted(checkout.mirrored.parent.glob(f".{checkout.mirrored.name}.*tmp"))
+
+
+def kill_mid_upload(relay: TrickleRelay, process: subprocess.Popen[str], offset: int, skip: int) -> Callable[[], str]:
+    """Let ``offset`` bytes of the body of a blob upload (after ``skip`` such uploads) reach the target, hold
+    the rest, and SIGKILL the run then. Returns a check to call after the run ended: where the kill landed."""
+    relay.rule = Trickle("PUT", r"/blobs/uploads/", direction="request", after=offset, skip=skip)
+
+    def watch() -> None:
+        if relay.reached.wait(60):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGKILL)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+    def landed() -> str:
+        held = [exchange for exchange in relay.exchanges if exchange.shaped == "request"]
+        assert len(held) == 1, "no upload body was held: the kill did not land mid-upload"
+        body = held[0]
+        # Part of the body reached the registry, the rest never did: the kill hit the upload mid-body.
+        assert 0 < body.request_bytes == offset < body.declared and not body.done, body
+        return f"blob upload, mid-body: {body.request_bytes} of {body.declared} bytes sent"
+
+    return landed
+
+
+def kill_mid_list_write(checkout: Checkout, process: subprocess.Popen[str]) -> threading.Thread:
+    """SIGKILL the run as soon as its temporary copy of the mirrored list appears (it is being written)."""
+
+    def watch() -> None:
+        while process.poll() is None:
+            if temporary_lists(checkout):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGKILL)
+                return
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
 
 
 @pytest.mark.parametrize("seed", range(TRIALS))
@@ -223,59 +283,81 @@ def test_a_killed_sync_leaves_a_sound_target_and_a_rerun_completes(
 ) -> None:
     rng = random.Random(seed)
     phase = PHASES[seed % len(PHASES)]
-    with registry_factory() as target, CountingProxy(target) as proxy:
-        checkout = Checkout.create(tmp_path, origin.registry.host, proxy.host, [])
+    with (
+        registry_factory() as target,
+        CountingProxy(target) as proxy,
+        TrickleRelay(proxy.registry) as relay,
+    ):
+        checkout = Checkout.create(tmp_path, origin.registry.host, relay.host, [])
         keys = list(origin.images)
         partial = bool(seed % 2)
+        if phase == "list write":  # a big list of another mirror: writing it takes a few milliseconds
+            checkout.mirrored.write_bytes(BALLAST.read_bytes())
         if partial:  # a list already recording two images, which the kill must leave intact
             checkout.write_images(origin.references(keys[:2]))
             status, out, err = checkout.sync()
             assert status == 0, out + err
         checkout.write_images(origin.references())
-        before = checkout.mirrored_lines()
+        before = checkout.mirrored.read_bytes() if checkout.mirrored.exists() else None
+        before_lines = checkout.mirrored_lines()
         proxy.reset()
 
-        # No delay: the kill lands before the proxy forwards the request (an upload's body is still in flight).
         delay = rng.choice([0.0, rng.uniform(0.0, DELAYS[phase])])
         killer = Killer(phase, rng.randrange(max(1, baseline[partial].get(phase, 1) * 3 // 4)), delay)
-        proxy.fault = killer
         killer.requests = lambda: len(proxy.records)
+        landed: Callable[[], str] | None = None
         started = time.monotonic()
-        process = checkout.start_sync()
-        killer.pid = process.pid
-
-        def summary_seen(line: str) -> None:
-            if phase == "list write" and " images: " in line and killer.landed is None:
-                killer.landed = "list write: after the summary line"
-                if delay:
-                    threading.Timer(delay, killer.kill).start()
-                else:
-                    killer.kill()
-
-        output = Output(process, summary_seen)
-        if phase == "startup":
-            when = rng.uniform(0.05, DELAYS[phase])
-            killer.landed = f"startup ({when * 1000:.0f} ms after the start)"
-            threading.Timer(when, killer.kill).start()
-        status = process.wait(timeout=60)
-        text = output.join()
+        for _attempt in range(5):  # only "list write" tries again, when its kill came after the rename
+            process = checkout.start_sync()
+            killer.pid = process.pid
+            if phase == "blob upload":
+                landed = kill_mid_upload(relay, process, rng.randrange(16 * KiB, 200 * KiB), rng.randrange(3))
+            elif phase == "list write":
+                kill_mid_list_write(checkout, process)
+            else:
+                proxy.fault = killer
+            output = Output(process)
+            if phase == "startup":
+                when = rng.uniform(0.05, DELAYS[phase])
+                killer.landed = f"startup ({when * 1000:.0f} ms after the start)"
+                threading.Timer(when, killer.kill).start()
+            status = process.wait(timeout=60)
+            text = output.join()
+            if phase == "list write" and status == 0:
+                # The whole write fell between two looks for the temporary file: restore the list, try again.
+                assert before is not None
+                checkout.mirrored.write_bytes(before)
+                continue
+            break
         assert status == -signal.SIGKILL, f"the kill ({killer.landed}) came too late:\n{text}"
         seconds = time.monotonic() - started
+        if landed is not None:
+            killer.landed = landed()
+        if phase == "list write":
+            # Killed while writing: its temporary file is left, the list is the old one, whole.
+            leftovers = temporary_lists(checkout)
+            assert leftovers, "the kill came after the new list was renamed into place"
+            assert checkout.mirrored.read_bytes() == before
+            size = leftovers[0].stat().st_size
+            killer.landed = f"list write (temporary file of {size} bytes, not yet renamed into place)"
 
         # After the kill: nothing incomplete at the target, the list (old or new) names only what it holds.
         assert_sound(target, checkout, origin)
         after = checkout.mirrored_lines()
-        assert after in (before, origin.lines()), after
+        assert ours(after, origin) in (ours(before_lines, origin), origin.lines()), after
+        assert others(after, origin) == others(before_lines, origin)  # the ballast is kept, line for line
 
         proxy.fault = None
+        relay.rule = None
         status, out, err = checkout.sync()
         assert status == 0, out + err
         assert assert_sound(target, checkout, origin) == len(origin.images)
-        assert checkout.mirrored_lines() == origin.lines()
+        assert ours(checkout.mirrored_lines(), origin) == origin.lines()
+        assert temporary_lists(checkout) == []  # the next write cleared what the killed one left
         for image in origin.images.values():
             assert get_manifest_digest(target, f"src/{image.repository}", image.tag) == image.digest
-    listed = "the old list kept" if after == before else "the new list written"
-    where = f"{killer.landed}, after {killer.requests_at_kill} target requests"
+    listed = "the old list kept" if after == before_lines else "the new list written"
+    where = f"{killer.landed}, after {killer.requests_at_kill or len(proxy.records)} target requests"
     print(f"seed {seed}: killed after {seconds:.2f} s in {where}; {listed}")
     figures.count("kills survived")
     figures.count("interrupted runs resumed to completion")
@@ -471,3 +553,104 @@ def test_the_target_check_finds_incomplete_images_and_wrong_entries(source: Regi
     assert any("team/app:1" in p and layer.digest in p for p in problems)  # recorded, but incomplete
     assert any(f"team/solo:1@{index.digest} is recorded, but" in p for p in problems)  # another digest
     assert any("team/gone:1" in p and "holds nothing" in p for p in problems)  # not there at all
+
+
+def test_a_daily_run_killed_mid_upload_leaves_a_sound_target_and_resumes(
+    origin: Source, registry_factory: RegistryFactory, tmp_path: Path
+) -> None:
+    with registry_factory() as target, TrickleRelay(target) as relay:
+        checkout = Checkout.create(tmp_path, origin.registry.host, relay.host, [])
+        (checkout.path / "mirror" / "required-images-daily.txt").write_text(f"{origin.registry.host}/team/app\n")
+        process = checkout.start("daily", "--concurrency", "4")
+        landed = kill_mid_upload(relay, process, 100 * KiB, 1)
+        output = Output(process)
+        status = process.wait(timeout=60)
+        text = output.join()
+        assert status == -signal.SIGKILL, f"daily was not killed mid-upload:\n{text}"
+        where = landed()
+        state = check_target(target)
+        assert state.problems == []
+        assert check_mirrored_list(checkout.mirrored, checkout.mapper, target, state) == []
+
+        relay.rule = None
+        process = checkout.start("daily")
+        out, err = process.communicate(timeout=60)
+        assert process.returncode == 0, out + err
+        state = check_target(target)
+        assert state.problems == []
+        expected = {key: origin.images[key] for key in ("app:1", "app:2")}
+        assert state.tags == {(f"src/{image.repository}", image.tag): image.digest for image in expected.values()}
+        assert checkout.mirrored_lines() == origin.lines(list(expected))
+    print(f"daily: killed in {where}")
+    figures.count("kills survived")
+    figures.count("interrupted runs resumed to completion")
+    figures.count("images verified digest-exact at the target", len(expected))
+    figures.count("wrong entries in mirrored-images.txt", 0)
+
+
+def test_a_sharded_sync_killed_mid_upload_writes_no_results_and_resumes(
+    origin: Source, registry_factory: RegistryFactory, tmp_path: Path
+) -> None:
+    with registry_factory() as target, TrickleRelay(target) as relay:
+        checkout = Checkout.create(tmp_path, origin.registry.host, relay.host, origin.references())
+        results = checkout.path / "results" / "shard-1.json"
+        process = checkout.start_sync("--shard", "1/1", "--results", str(results))
+        landed = kill_mid_upload(relay, process, 64 * KiB, 2)
+        output = Output(process)
+        status = process.wait(timeout=60)
+        text = output.join()
+        assert status == -signal.SIGKILL, f"the sharded sync was not killed mid-upload:\n{text}"
+        where = landed()
+        # Nothing claims the interrupted work: no results file (not even part of one), no list.
+        assert not results.parent.exists() or list(results.parent.iterdir()) == []
+        assert not checkout.mirrored.exists()
+        assert_sound(target, checkout, origin)
+
+        relay.rule = None
+        status, out, err = checkout.sync("--shard", "1/1", "--results", str(results))
+        assert status == 0, out + err
+        assert not checkout.mirrored.exists()  # a shard writes its results file only
+        process = checkout.start("merge-results", str(results))
+        out, err = process.communicate(timeout=60)
+        assert process.returncode == 0, out + err
+        assert assert_sound(target, checkout, origin) == len(origin.images)
+        assert checkout.mirrored_lines() == origin.lines()
+    print(f"sync --results: killed in {where}")
+    figures.count("kills survived")
+    figures.count("interrupted runs resumed to completion")
+    figures.count("images verified digest-exact at the target", len(origin.images))
+    figures.count("wrong entries in mirrored-images.txt", 0)
+
+
+def test_a_signal_while_pinned_tags_are_checked_upstream_stops_at_once(
+    origin: Source, registry_factory: RegistryFactory, tmp_path: Path
+) -> None:
+    """SIGTERM while ``sync`` asks the source whether the tags the list pins moved, and every such HEAD stalls:
+    the run stops at once instead of waiting out each HEAD's read timeouts and retries (minutes)."""
+    with registry_factory() as target, CountingProxy(origin.registry) as source:
+        checkout = Checkout.create(tmp_path, source.host, target.host, [])
+        images = list(origin.images.values())
+        checkout.write_images([f"{source.host}/{image.repository}:{image.tag}" for image in images])
+        pinned = sorted(f"{source.host}/{image.repository}:{image.tag}@{image.digest}" for image in images)
+        checkout.mirrored.write_text("".join(f"{line}\n" for line in pinned), encoding="utf-8")
+        source.fault = FaultRule(Fault.stall_mid_body(0, 600), method="HEAD", times=None)
+        process = checkout.start_sync("--timeout", "30")
+        output = Output(process)
+        deadline = time.monotonic() + 20
+        while source.count(method="HEAD") < 2 and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert process.poll() is None and source.count(method="HEAD") >= 2, output.join()
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        status = process.wait(timeout=30)
+        seconds = time.monotonic() - signalled
+        text = output.join()
+        assert status == 143, text
+        assert seconds < 2.0, f"took {seconds:.1f} s to stop\n{text}"
+        # Nothing was copied and nothing recorded wrongly: the list is as it was, every image named not done.
+        assert checkout.mirrored_lines() == pinned
+        assert check_target(target).tags == {}
+        assert f"cancelled (SIGTERM): {len(images)} images not done and not recorded" in text
+        assert "Traceback" not in text
+    print(f"SIGTERM during the upstream HEADs: stopped {seconds:.2f} s after the signal")
+    figures.count("wrong entries in mirrored-images.txt", 0)

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import random
 import re
+import ssl
 import threading
 import time
 
 import pytest
+import requests
+import urllib3.exceptions
 
 from bot.errors import RegistryError
 from bot.registry.progress import LogProgress, human_bytes
 from bot.registry.transport import (
     Transport,
     TransportSettings,
+    connection_error,
     is_loopback_host,
     parse_challenge,
     redact_url,
@@ -193,3 +197,44 @@ def test_progress_without_images_never_says_zero_of_zero() -> None:
     assert "images" not in progress.line()
     progress.finish()
     assert stream.text.startswith("progress: 1.0 kB / 2.0 kB, ")
+
+
+def _as_requests_raises(cause: BaseException) -> requests.exceptions.SSLError:
+    """``cause`` wrapped the way requests and urllib3 hand a TLS failure to the caller."""
+    url = "/v2/app/manifests/v1"
+    retried = urllib3.exceptions.MaxRetryError(None, url, urllib3.exceptions.SSLError(cause))  # type: ignore[arg-type]
+    return requests.exceptions.SSLError(retried)
+
+
+URL = "https://registry.example.com/v2/app/manifests/v1"
+
+
+@pytest.mark.parametrize(
+    "cause",
+    [
+        ssl.SSLEOFError(8, "EOF occurred in violation of protocol (_ssl.c:2427)"),
+        ssl.SSLZeroReturnError(6, "TLS/SSL connection has been closed (EOF)"),
+        ssl.SSLError(1, "[SSL: DECRYPTION_FAILED_OR_BAD_RECORD_MAC] decryption failed or bad record mac"),
+        ConnectionResetError(104, "Connection reset by peer"),
+    ],
+    ids=["eof", "zero-return", "bad-record", "reset"],
+)
+def test_a_tls_error_that_is_not_a_certificate_check_is_temporary(cause: BaseException) -> None:
+    # A reset or cut mid-upload over HTTPS arrives as requests' SSLError; it was reported as a failed
+    # verification ("pass --ca-bundle") and never retried.
+    error = connection_error(_as_requests_raises(cause), "PUT", URL, "pushing the manifest of app:v1")
+    assert error.temporary
+    assert "cannot reach the registry: SSLError" in str(error)
+    assert "--ca-bundle" not in str(error) and "verification" not in str(error)
+
+
+def test_a_failed_certificate_or_hostname_check_is_permanent_with_the_ca_bundle_hint() -> None:
+    unknown_ca = ssl.SSLCertVerificationError(
+        1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: unable to get local issuer certificate"
+    )
+    wrong_name = requests.exceptions.SSLError("hostname mismatch")
+    wrong_name.__context__ = ssl.CertificateError("hostname 'a' doesn't match 'b'")  # an alias of the above
+    for exc in (_as_requests_raises(unknown_ca), wrong_name):
+        error = connection_error(exc, "GET", URL, None)
+        assert not error.temporary
+        assert "TLS verification failed" in str(error) and "pass its certificate with --ca-bundle" in str(error)

@@ -233,7 +233,7 @@ CATALOGUE: tuple[Case, ...] = (
     line("unspecified", "address", "0.0.0.0/app", says="is not allowed: it is an unspecified address"),
     line("shared-address-space", "address", "100.64.0.1/app", says="is not allowed: it is a non-public address"),
     line("ipv6-zone", "address", "[fe80::1%25eth0]/app", col=1, says="is not a valid IPv6 registry address"),
-    line("metadata-name", "address", "metadata.google.internal/app", says=ASK_FOR_A_RULE),
+    line("metadata-name", "address", "metadata.google.internal/app", says="is not allowed: it is a local network name"),
     # Written without a dot, a number is a Docker Hub namespace, not an address: mapped there, as docker does.
     line("decimal-ip", "address", "2130706433/app", target="dockerhub/2130706433/app:latest"),
     line("hex-ip", "address", "0x7f000001/app", target="dockerhub/0x7f000001/app:latest"),
