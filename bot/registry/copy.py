@@ -259,9 +259,6 @@ class Copier:
 
         if self.cancel is None and (len(pairs) <= 1 or self.concurrency == 1):
             return [one(pair) for pair in pairs]
-        if self.cancel is None:
-            with ThreadPoolExecutor(self.concurrency, thread_name_prefix="image") as pool:
-                return list(pool.map(one, pairs))
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="image")
         futures = [pool.submit(one, pair) for pair in pairs]
         try:
@@ -277,7 +274,9 @@ class Copier:
 
     def _wait_unless_cancelled(self, futures: Sequence[Future[CopyOutcome]]) -> None:
         """Wait for every future; once the run is cancelled, for ``cancel_grace`` seconds more at most."""
-        assert self.cancel is not None
+        if self.cancel is None:
+            wait(futures)
+            return
         pending = set(futures)
         while pending and not self.cancel.is_set():
             pending = wait(pending, timeout=0.1).not_done
@@ -502,16 +501,23 @@ class Copier:
             return
         raise CopyError(f"{blob.digest}: gave up waiting for a concurrent transfer")
 
+    def _now_at_target(self, dst: ImageLocation, blob: Descriptor) -> bool:
+        """Does the target hold the blob after a failed try (another writer committed it, or the answer to our
+        own upload was lost)? Recorded as present when it does."""
+        if self.client.head_blob(dst.host, dst.repository, blob.digest) != blob.size:
+            return False
+        self._mark_present((dst.host, blob.digest), dst.repository)
+        return True
+
     def _landed_anyway(self, dst: ImageLocation, blob: Descriptor, counters: _Counters, attempt: int) -> bool:
         """After a failed try, back off, then ask whether the target committed the blob anyway (the answer to
         its upload was lost on the way back); True, and counted as copied, when it did."""
         self.client.transport.pause(attempt)
         try:
-            landed = self.client.head_blob(dst.host, dst.repository, blob.digest) == blob.size
+            landed = self._now_at_target(dst, blob)
         except RegistryError:
             return False  # the next try finds out
         if landed:
-            self._mark_present((dst.host, blob.digest), dst.repository)
             self.progress.advance(blob.size)
             counters.add("copied", blob.size)
         return landed
@@ -547,10 +553,8 @@ class Copier:
         The source and the target each get ``max_attempts`` tries: a download that breaks off also ends the upload
         it feeds, so with one shared budget a flaky source would use up the tries of a healthy target.
         """
-        failures: Counter[str] = Counter()
-        attempt = 0
+        failures: Counter[str] = Counter()  # failed tries so far, by side
         while True:
-            attempt += 1
             sent = 0
 
             def counted(chunks: Iterator[bytes]) -> Iterator[bytes]:
@@ -578,15 +582,14 @@ class Copier:
                 if _write_race(exc) and tries < self.max_attempts:
                     # Another process committed the same blob at the same moment: it may be there now.
                     _race_pause(tries)
-                    if self.client.head_blob(dst.host, dst.repository, blob.digest) == blob.size:
-                        self._mark_present((dst.host, blob.digest), dst.repository)
+                    if self._now_at_target(dst, blob):
                         self._done_without_transfer(blob, counters, "skipped")
                         return
                     continue
                 if not exc.temporary or tries == self.max_attempts or isinstance(exc, NotFound):
                     gave_up(exc, tries)
                     raise
-                if self._landed_anyway(dst, blob, counters, min(attempt, self.max_attempts)):
+                if self._landed_anyway(dst, blob, counters, min(failures.total(), self.max_attempts)):
                     return
                 continue
             except OSError as exc:

@@ -29,7 +29,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from bot import __version__
-from bot.addresses import internal_kind, resolved_internal
+from bot.addresses import hostname, internal_kind, resolved_internal
 from bot.errors import AuthError, Cancelled, NotFound, RegistryError
 from bot.reference import DOCKER_HUB
 from bot.registry.auth import Credentials, Scope, TokenCache, env_key, normalize_host, scope_strings
@@ -56,20 +56,13 @@ def _redact_text(text: str) -> str:
 
 def is_loopback_host(host: str) -> bool:
     """True for ``localhost``, ``127.0.0.0/8`` and ``::1`` (with or without a port)."""
-    name = _hostname(host)
+    name = hostname(host)
     if name == "localhost" or name.endswith(".localhost"):
         return True
     try:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
-
-
-def _hostname(host: str) -> str:
-    host = host.lower()
-    if host.startswith("["):
-        return host[1 : host.find("]")]
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
 @dataclass(frozen=True, slots=True)
