@@ -238,7 +238,7 @@ def write_atomically(path: Path, data: bytes) -> None:
     :func:`locked` on ``path`` around it: that also removes the temporary files of killed runs.
     """
     try:
-        mode = path.stat().st_mode & 0o777
+        mode = path.stat().st_mode & 0o7777
     except FileNotFoundError:
         mode = 0o644
     descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

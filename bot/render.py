@@ -20,7 +20,7 @@ from markupsafe import Markup
 
 from bot.markdown import escape_markdown
 from bot.units import binary_size
-from bot.validate import MAX_SHOWN_CHARS, Issue, LineResult, ValidationResult, clip, fit
+from bot.validate import Issue, LineResult, ValidationResult, clip, fit
 
 MARKER = "<!-- image-mirror-bot:validate-pr -->"
 TEMPLATE_DIR = Path(__file__).with_name("templates")
@@ -36,10 +36,6 @@ MAX_ROWS = 1000
 _REFERENCE_CHARS = re.compile(r"[A-Za-z0-9._:/@\[\]-]{1,1024}")
 
 
-def _clip(text: str) -> str:
-    return clip(text, MAX_SHOWN_CHARS)
-
-
 def _trusted(text: str) -> Markup:
     """Mark text as safe markdown. Callers pass only escaped text, constants, or reference-shaped strings."""
     return Markup(text)  # noqa: S704 -- every caller escapes or validates first (see above)
@@ -48,7 +44,7 @@ def _trusted(text: str) -> Markup:
 def _finalize(value: Any) -> Any:
     if isinstance(value, Markup):
         return value
-    return escape_markdown(_clip(str(value)))
+    return escape_markdown(clip(str(value)))
 
 
 def _code(value: object) -> Markup:
@@ -56,7 +52,7 @@ def _code(value: object) -> Markup:
     text = str(value)
     if _REFERENCE_CHARS.fullmatch(text):
         return _trusted(f"`{text}`")
-    return _trusted(escape_markdown(_clip(text)))
+    return _trusted(escape_markdown(clip(text)))
 
 
 def _raw_ref(value: object) -> Markup:

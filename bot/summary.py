@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from bot.markdown import escape_markdown
-from bot.units import binary_size
+from bot.units import binary_size, clip_text
 
 if TYPE_CHECKING:
     from bot.sync import ImageResult
@@ -61,9 +61,7 @@ class Row:
 
 
 def _cell(text: str) -> str:
-    if len(text) > MAX_CELL_CHARS:
-        text = f"{text[:MAX_CELL_CHARS]}… ({len(text)} characters)"
-    return escape_markdown(text)
+    return escape_markdown(clip_text(text, MAX_CELL_CHARS))
 
 
 def _row_line(row: Row) -> str:

@@ -1,4 +1,4 @@
-"""Quantities for people to read (pure)."""
+"""Quantities, and text cut to a length, for people to read (pure)."""
 
 from __future__ import annotations
 
@@ -11,3 +11,10 @@ def binary_size(count: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     raise AssertionError("unreachable")
+
+
+def clip_text(text: str, limit: int) -> str:
+    """``text``, cut to ``limit`` characters with a note of its real length."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text)} characters)"

@@ -27,6 +27,7 @@ from bot.errors import AuthError, BotError, MappingError, NotFound
 from bot.lists import MAX_LIST_BYTES, Entry, ListKind, MirroredIndex, logical_lines, parse_list, too_large_message
 from bot.reference import Reference
 from bot.rules import Mapper, Target
+from bot.units import clip_text
 
 ERROR = "error"
 WARNING = "warning"
@@ -438,10 +439,8 @@ STATUSES = ("ok", "mirrored", "warning", ERROR)
 
 
 def clip(text: str, limit: int = MAX_SHOWN_CHARS) -> str:
-    """``text``, cut to ``limit`` characters with a note of its real length."""
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}… ({len(text)} characters)"
+    """Pull-request ``text`` as shown anywhere: cut to ``limit`` characters with a note of its real length."""
+    return clip_text(text, limit)
 
 
 def fit(

@@ -9,7 +9,7 @@ from pathlib import Path
 from bot import actions
 from bot.config import Config
 from bot.errors import ListFileError, RewriteError, UsageError
-from bot.lists import ListKind, MirroredIndex, read_list
+from bot.lists import ListKind, MirroredIndex, read_list, write_atomically
 from bot.options import add_config_options, config_from_args
 from bot.rewrite.files import FileResult, rewrite_text
 from bot.rewrite.policy import Mode, Policy
@@ -111,14 +111,6 @@ def rewrite_files(args: argparse.Namespace) -> list[FileResult]:
     return [rewrite_text(read_text(name), name, policy, kind) for name in args.files]
 
 
-def write_in_place(path: Path, text: str) -> None:
-    """Replace the file atomically, keeping its permissions."""
-    temporary = path.with_name(f".{path.name}.rewrite.tmp")
-    temporary.write_bytes(text.encode("utf-8"))
-    temporary.chmod(path.stat().st_mode & 0o7777)
-    temporary.replace(path)
-
-
 def run(args: argparse.Namespace) -> int:
     if args.in_place and STDIN in args.files:
         raise UsageError("--in-place cannot write to stdin; give file names")
@@ -133,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         changed += result.changed
         if args.in_place:
             if result.changed:
-                write_in_place(Path(result.path), result.new_text)
+                write_atomically(Path(result.path), result.new_text.encode("utf-8"))
         elif not args.check:
             _print_document(result.new_text, first=result is results[0])
     total = sum(len(result.findings) for result in results)
