@@ -24,8 +24,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from types import FrameType
 
-from bot import actions
 from bot.errors import Cancelled
+from bot.github import actions
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # How long a cancelled run waits for transfers in flight to notice and stop before it records without them.

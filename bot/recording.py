@@ -14,16 +14,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot import actions
-from bot.commit import commit_file, repository_from_environment
 from bot.config import Config
 from bot.errors import GitHubError, ListFileError, UsageError
+from bot.github import actions
+from bot.github.commit import commit_file, repository_from_environment
 from bot.lists import locked, write_atomically
 from bot.options import add_config_options, config_from_args
 from bot.reference import Reference
 from bot.registry.factory import add_registry_options
+from bot.report.summary import Row, render, row_for
 from bot.shard import Results, Shard, merge_mirrored, merge_results, parse_shard, write_results
-from bot.summary import Row, render, row_for
 
 if TYPE_CHECKING:
     from bot.sync import ImageResult

@@ -18,7 +18,7 @@ from typing import Any
 from bot.errors import InvalidReference, ListFileError, UsageError
 from bot.lists import format_mirrored, logical_lines, write_atomically
 from bot.reference import Reference, parse_reference
-from bot.summary import Row
+from bot.report.summary import Row
 
 RESULTS_FORMAT = "image-mirror-bot/results/v1"
 _SHARD = re.compile(r"([0-9]+)/([0-9]+)")

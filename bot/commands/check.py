@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from bot import actions
 from bot.checks import check_lists
+from bot.github import actions
 from bot.lists import ListKind, MirroredIndex, read_list
 from bot.options import add_config_options, config_from_args
 from bot.rules import Mapper

@@ -8,7 +8,6 @@ import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from bot import actions
 from bot.cancel import Cancellation, cancellation, report_not_done
 from bot.daily import (
     PullBudget,
@@ -19,17 +18,18 @@ from bot.daily import (
     limit_note,
     plan_repository,
 )
-from bot.ecr import TargetClient, open_target_client
 from bot.errors import MappingError
+from bot.github import actions
 from bot.lists import ListKind, read_list
 from bot.recording import RunLog, add_run_options, finish, run_config
 from bot.reference import Reference
 from bot.registry.factory import platforms_from_args
 from bot.registry.progress import Progress
+from bot.report.summary import FAILED, Row
 from bot.rules import Mapper
 from bot.shard import ALL
-from bot.summary import FAILED, Row
 from bot.sync import sync
+from bot.targets.ecr import TargetClient, open_target_client
 
 DEFAULT_LIST = Path("mirror/required-images-daily.txt")
 DEFAULT_RESERVE = 10

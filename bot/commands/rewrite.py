@@ -6,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from bot import actions
 from bot.config import Config
 from bot.errors import ListFileError, RewriteError, UsageError
+from bot.github import actions
 from bot.lists import ListKind, MirroredIndex, read_list, write_atomically
 from bot.options import add_config_options, config_from_args
 from bot.rewrite.files import FileResult, rewrite_text

@@ -6,10 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from bot import actions
 from bot.cancel import cancellation, report_not_done
-from bot.ecr import open_target_client
 from bot.errors import UsageError
+from bot.github import actions
 from bot.lists import Entry, ListKind, MirroredIndex, read_list
 from bot.recording import RunLog, add_run_options, finish, run_config
 from bot.registry.factory import platforms_from_args
@@ -17,6 +16,7 @@ from bot.registry.progress import Progress
 from bot.rules import Mapper
 from bot.shard import ALL
 from bot.sync import SyncReport, pending, sync
+from bot.targets.ecr import open_target_client
 
 DEFAULT_LIST = Path("mirror/required-images.txt")
 

@@ -21,12 +21,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot import actions
 from bot.errors import ConfigError, GitHubError
+from bot.github import actions
 from bot.lists import ListKind, MirroredIndex, read_list
 from bot.options import add_config_options, config_from_args
 from bot.reference import Reference
-from bot.render import MARKER, Summary, render_comment, render_summary
+from bot.report.comment import MARKER, Summary, render_comment, render_summary
 from bot.rules import Mapper
 from bot.validate import (
     DEFAULT_WORKERS,
@@ -103,7 +103,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    from bot.github import DEFAULT_API_URL, PullRequestEvent, PullRequestFiles, connect
+    from bot.github.pull_request import DEFAULT_API_URL, PullRequestEvent, PullRequestFiles, connect
     from bot.registry.factory import build_client
 
     environ = os.environ

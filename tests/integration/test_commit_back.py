@@ -8,8 +8,8 @@ import pytest
 from github import Auth, Github
 from github.Repository import Repository
 
-from bot.commit import COMMITTED, PULL_REQUEST, UNCHANGED, commit_file, repository_from_environment
 from bot.errors import GitHubError
+from bot.github.commit import COMMITTED, PULL_REQUEST, UNCHANGED, commit_file, repository_from_environment
 from bot.reference import parse_reference
 from bot.shard import merge_mirrored
 from tests.harness.github_fake import COMMIT_TOKEN, CommitFake

@@ -18,7 +18,9 @@ from moto.server import ThreadedMotoServer
 
 from bot.cli import main
 from bot.config import Config, EcrConfig, parse_config
-from bot.ecr import (
+from bot.errors import AwsError
+from bot.registry.auth import Credentials, Login, env_key
+from bot.targets.ecr import (
     MIN_REFRESH_INTERVAL_SECONDS,
     Ecr,
     EcrCredentials,
@@ -30,8 +32,6 @@ from bot.ecr import (
     registry_action,
     registry_host,
 )
-from bot.errors import AwsError
-from bot.registry.auth import Credentials, Login, env_key
 from tests.harness.github_fake import CommitFake
 from tests.harness.images import RegistryClient as HarnessClient
 from tests.harness.images import get_manifest_digest, list_tags, push_image

@@ -20,7 +20,7 @@ import pytest
 
 from bot.cli import main
 from bot.lists import MAX_LIST_BYTES
-from bot.markdown import escape_markdown
+from bot.report.markdown import escape_markdown
 from tests.data.hostile import workflow_commands
 from tests.data.hostile.catalogue import CATALOGUE, Case
 from tests.data.hostile.comment_checks import assert_well_formed, rows_and_hidden

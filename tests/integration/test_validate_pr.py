@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.render import MARKER
+from bot.report.comment import MARKER
 from tests.harness.github_fake import GitHubFake
 from tests.harness.images import KiB, build_image, push_built, push_image
 from tests.harness.registry import RegistryServer

@@ -8,7 +8,7 @@ import pytest
 from github import Auth, Github, GithubException
 
 from bot.errors import GitHubError
-from bot.github import PullRequestFiles, connect
+from bot.github.pull_request import PullRequestFiles, connect
 from tests.harness.github_fake import GitHubFake, blob_sha
 
 REPO = "octo/mirror"

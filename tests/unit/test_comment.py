@@ -12,12 +12,19 @@ from hypothesis import strategies as st
 
 from bot.config import Config, Limits
 from bot.lists import ListKind, MirroredIndex
-from bot.markdown import escape_markdown
-from bot.render import MARKER, MAX_COMMENT_CHARS, MAX_SUMMARY_BYTES, render_comment, render_report, render_summary
+from bot.report.comment import (
+    MARKER,
+    MAX_COMMENT_CHARS,
+    MAX_SUMMARY_BYTES,
+    render_comment,
+    render_report,
+    render_summary,
+)
+from bot.report.markdown import escape_markdown
+from bot.report.summary import FAILED, UNCHANGED, Row
+from bot.report.summary import MAX_SUMMARY_BYTES as SYNC_SUMMARY_BYTES
+from bot.report.summary import render as render_sync
 from bot.rules import Mapper
-from bot.summary import FAILED, UNCHANGED, Row
-from bot.summary import MAX_SUMMARY_BYTES as SYNC_SUMMARY_BYTES
-from bot.summary import render as render_sync
 from bot.validate import ImageFacts, ListChange, ValidationResult, clip, result_output, result_to_json, validate_changes
 from tests.data.hostile.comment_checks import assert_well_formed, rows_and_hidden
 from tests.harness.fake_upstream import RecordingUpstream, facts

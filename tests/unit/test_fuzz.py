@@ -17,7 +17,7 @@ from bot.config import Config, Limits
 from bot.errors import InvalidReference, MappingError
 from bot.lists import ListKind, parse_list
 from bot.reference import Reference, is_repository_path, parse_reference
-from bot.render import render_comment, render_report
+from bot.report.comment import render_comment, render_report
 from bot.rules import Mapper
 from bot.validate import ERROR, ImageFacts, Issue, LineResult, ValidationResult
 from tests.data.hostile.comment_checks import assert_well_formed, rows_and_hidden

@@ -21,12 +21,12 @@ from typing import Any
 
 import pytest
 
-from bot import actions
 from bot.cli import main
 from bot.config import DEFAULT_TARGET_REGISTRY, Config, Limits
 from bot.errors import ListFileError
+from bot.github import actions
 from bot.lists import MAX_LIST_BYTES, ListKind, MirroredIndex, read_list
-from bot.render import render_comment
+from bot.report.comment import render_comment
 from bot.rules import Mapper
 from bot.validate import Issue, LineResult, ListChange, ValidationResult, validate_changes
 from tests.data.hostile import workflow_commands

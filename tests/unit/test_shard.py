@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from bot.errors import ListFileError, UsageError
 from bot.reference import parse_reference
+from bot.report.summary import FAILED, Row
 from bot.shard import Results, Shard, merge_mirrored, merge_results, parse_shard, read_results, shard_of, write_results
-from bot.summary import FAILED, Row
 
 DATA = Path(__file__).parent.parent / "data" / "upstream" / "upstream-mirrored-images.txt"
 
@@ -129,7 +129,7 @@ def test_bad_results_files_name_themselves(tmp_path: Path) -> None:
 
 
 def test_summary_table_escapes_every_cell() -> None:
-    from bot.summary import render
+    from bot.report.summary import render
 
     rows = [
         Row(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from bot.render import MARKER
+from bot.report.comment import MARKER
 
 # The template's own HTML; anything else that looks like a tag came from the pull request.
 TEMPLATE_TAGS = {"<br>", "<details>", "</details>", "<summary>", "</summary>"}

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from bot.markdown import escape_markdown
+from bot.report.markdown import escape_markdown
 from bot.units import binary_size, clip_text
 
 if TYPE_CHECKING:

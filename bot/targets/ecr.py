@@ -30,9 +30,9 @@ from botocore.exceptions import (  # type: ignore[import-untyped]
     NoRegionError,
 )
 
-from bot import actions
 from bot.config import Config, EcrConfig
 from bot.errors import AwsError
+from bot.github import actions
 from bot.registry.auth import Credentials, Login, normalize_host
 from bot.registry.client import RegistryClient
 from bot.rules import Target

@@ -1,4 +1,4 @@
-"""Render the pull request comment and the job summary from the templates in ``bot/templates`` (pure).
+"""Render the pull request comment and the job summary from the templates in ``bot/report/templates`` (pure).
 
 Text in a pull request is untrusted, so escaping is the default, not something a template must remember:
 every ``{{ value }}`` goes through :func:`escape_markdown` (via the environment's ``finalize``) unless a filter
@@ -18,7 +18,7 @@ from jinja2 import FileSystemLoader, StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
-from bot.markdown import escape_markdown
+from bot.report.markdown import escape_markdown
 from bot.units import binary_size
 from bot.validate import Issue, LineResult, ValidationResult, clip, fit
 

@@ -1,0 +1,1 @@
+"""GitHub adapters: pull-request reading, commit-back, and the Actions runtime (workflow commands)."""

@@ -1,0 +1,1 @@
+"""Target registry kinds: how each logs in, names repositories and prepares them."""
