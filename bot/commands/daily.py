@@ -18,6 +18,7 @@ from bot.daily import (
     copy_within_budget,
     limit_note,
     plan_repository,
+    refused_tags_note,
 )
 from bot.errors import MappingError
 from bot.github import actions
@@ -75,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     mirrored = read_list(args.mirrored, ListKind.MIRRORED, missing_ok=True).entries
     budget = PullBudget(args.reserve)
     deferred: dict[str, int] = {}
+    warnings: list[str] = []
     with cancellation() as cancel:
         with open_target_client(args, config) as target:
             target.client.transport.on_response = budget.observe
@@ -95,6 +97,11 @@ def run(args: argparse.Namespace) -> int:
                     continue
                 plan = plan_repository(repository, mirrored, target.client, tag_filter)
                 print(actions.safe_line(_describe(plan)))
+                if plan.refused:
+                    warning = refused_tags_note(repository, plan.refused)
+                    warnings.append(warning)  # the log gets it with the run's notes
+                    if actions.in_actions():
+                        print(actions.annotation("warning", warning, title="tags refused"))
                 if plan.error is not None:
                     daily.failed(repository, plan.error)
                     continue
@@ -106,8 +113,9 @@ def run(args: argparse.Namespace) -> int:
             print(actions.safe_line(note), file=sys.stderr)
         if args.dry_run:
             return cancel.status(1 if daily.log.failures else 0)
+        notes = (*warnings, *((note,) if note else ()))
         status = finish(
-            daily.log.results("daily", shard, (note,) if note else ()),
+            daily.log.results("daily", shard, notes),
             results_file=args.results,
             mirrored=args.mirrored,
             commit=args.commit,
