@@ -270,6 +270,9 @@ class EcrStandIn:
         if self.registry is not None:
             self.registry.stop()
         if self._moto is not None:
+            # moto's state is per process: leave none behind for other tests' moto servers.
+            with contextlib.suppress(requests.RequestException):
+                requests.post(f"{self._moto_url}/moto-api/reset", timeout=30)
             self._moto.stop()
             self._moto = None
 
