@@ -54,13 +54,13 @@ class Clash:
 
 
 class PathClaims:
-    """Mirror ``path:tag`` -> the line of mirrored-images.txt whose source it holds (the first line wins)."""
+    """Mirror ``path:tag`` -> the lines of mirrored-images.txt that record a source there."""
 
     def __init__(self, entries: Iterable[Entry], mapper: Mapper) -> None:
         self.mapper = mapper
         self._entries = entries
         self._targets: list[tuple[Entry, Target]] | None = None
-        self._by_path: dict[PathKey, Entry] = {}
+        self._by_path: dict[PathKey, list[Entry]] = {}
         self._by_repository: dict[str, dict[tuple[str, str], Entry]] | None = None
 
     def _mapped(self) -> list[tuple[Entry, Target]]:
@@ -75,7 +75,7 @@ class PathClaims:
                 except MappingError:
                     continue  # denied now: it holds no path this config can reach
                 self._targets.append((entry, target))
-                self._by_path.setdefault(path_key(target), entry)
+                self._by_path.setdefault(path_key(target), []).append(entry)
         return self._targets
 
     def _repositories(self) -> dict[str, dict[tuple[str, str], Entry]]:
@@ -90,7 +90,7 @@ class PathClaims:
         """``ref`` (pinned) now holds ``target``: recorded by this run, so later copies of the run see it."""
         self._mapped()
         entry = Entry("this run", 0, 0, str(ref), ref)
-        self._by_path.setdefault(path_key(target), entry)
+        self._by_path.setdefault(path_key(target), []).append(entry)
         if self._by_repository is not None:
             sources = self._by_repository.setdefault(target.repository, {})
             sources.setdefault(self.mapper.upstream_key(ref), entry)
@@ -106,10 +106,12 @@ class PathClaims:
             others = [e for k, e in self._repositories().get(target.repository, {}).items() if k != key]
             return Clash(others[0], False) if others else None
         self._mapped()
-        entry = self._by_path.get(path_key(target))
-        if entry is None or same_source(entry.ref, ref):
+        # Every other source recorded there counts (an alias's own line may sort first).
+        others = [entry for entry in self._by_path.get(path_key(target), ()) if not same_source(entry.ref, ref)]
+        if not others:
             return None
-        return Clash(entry, self.mapper.same_upstream(entry.ref, ref))
+        strangers = [entry for entry in others if not self.mapper.same_upstream(entry.ref, ref)]
+        return Clash(strangers[0], False) if strangers else Clash(others[0], True)
 
 
 class RequestPaths:

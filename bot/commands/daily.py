@@ -10,6 +10,7 @@ from pathlib import Path
 
 from bot.cancel import Cancellation, cancellation, report_not_done
 from bot.collisions import PathClaims
+from bot.commands._run import add_run_options, run_config
 from bot.daily import (
     PullBudget,
     RepositoryPlan,
@@ -22,8 +23,8 @@ from bot.daily import (
 )
 from bot.errors import MappingError
 from bot.github import actions
-from bot.lists import ListKind, read_list
-from bot.recording import RunLog, add_run_options, finish, run_config
+from bot.lists import DAILY_LIST, ListKind, read_list
+from bot.recording import RunLog, finish
 from bot.reference import Reference
 from bot.registry.factory import platforms_from_args
 from bot.registry.progress import Progress
@@ -33,7 +34,6 @@ from bot.shard import ALL
 from bot.sync import sync
 from bot.targets.ecr import TargetClient, open_target_client
 
-DEFAULT_LIST = Path("mirror/required-images-daily.txt")
 DEFAULT_RESERVE = 10
 
 
@@ -50,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--list",
         type=Path,
-        default=DEFAULT_LIST,
+        default=DAILY_LIST,
         metavar="FILE",
         help="list of repositories (default: %(default)s)",
     )
@@ -115,7 +115,13 @@ def run(args: argparse.Namespace) -> int:
         if args.dry_run:
             return cancel.status(1 if daily.log.failures else 0)
         notes = (*warnings, *((note,) if note else ()))
-        status = finish(daily.log.results("daily", shard, notes), args, "Daily new tags")
+        status = finish(
+            daily.log.results("daily", shard, notes),
+            results_file=args.results,
+            mirrored=args.mirrored,
+            commit=args.commit,
+            title="Daily new tags",
+        )
         report_not_done(cancel, daily.not_done)
         return cancel.status(status)
 

@@ -103,3 +103,13 @@ def test_validate_pr_refuses_collisions_before_asking_upstream() -> None:
     assert "'aliases:'" in by_line[4].issues[0].fix
     assert upstream.calls == ["gcr.io/p/y:1"]
     figures.count("colliding mirror paths refused", 2)
+
+
+def test_an_alias_that_moves_on_meets_the_other_alias_whatever_the_line_order() -> None:
+    mapper = Mapper(Config())
+    recorded = parse_list(f"k8s.gcr.io/pause:3.9@{DIGEST}\nregistry.k8s.io/pause:3.9@{DIGEST}\n", MIRRORED)
+    claims = PathClaims(recorded.entries, mapper)
+    for ref in ("k8s.gcr.io/pause:3.9", "registry.k8s.io/pause:3.9"):
+        entry = parse_list(ref, REQUIRED).entries[0]
+        clash = claims.holder(entry.ref, mapper.target(entry.ref))
+        assert clash is not None and clash.alias and clash.entry.ref.host != entry.ref.host
