@@ -100,7 +100,7 @@ def kustomize_block(lines: Iterable[LineResult]) -> Markup:
         for value in (entry.name, entry.new_name, entry.new_tag, entry.digest):
             if value is not None:
                 _raw_ref(value)
-    return _trusted(images_block(entries, indent="  "))
+    return _trusted(images_block(entries, indent="  ", notes=False))  # a code block: nothing but references
 
 
 def render_report(

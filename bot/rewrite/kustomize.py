@@ -33,20 +33,20 @@ class ImageEntry:
     digest: str | None = None
     note: str = ""
 
-    def yaml(self, indent: str = "") -> str:
+    def yaml(self, indent: str = "", *, note: bool = True) -> str:
         lines = [f"{indent}- name: {self.name}", f"{indent}  newName: {self.new_name}"]
         if self.digest is not None:
             lines.append(f"{indent}  digest: {self.digest}")
         elif self.new_tag is not None:
             lines.append(f'{indent}  newTag: "{self.new_tag}"')
-        if self.note:
+        if note and self.note:
             lines[0] += f"  # {self.note}"
         return "\n".join(lines) + "\n"
 
 
-def images_block(entries: Iterable[ImageEntry], indent: str = "") -> str:
-    """``images:`` and its entries, as YAML; ``indent`` goes before each entry."""
-    return "images:\n" + "".join(entry.yaml(indent) for entry in entries)
+def images_block(entries: Iterable[ImageEntry], indent: str = "", *, notes: bool = True) -> str:
+    """``images:`` and its entries, as YAML; ``indent`` goes before each entry; ``notes`` adds the comments."""
+    return "images:\n" + "".join(entry.yaml(indent, note=notes) for entry in entries)
 
 
 def image_entries(
