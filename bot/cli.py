@@ -29,7 +29,8 @@ Handler = Callable[[argparse.Namespace], int]
 
 def _command_modules(argv: Sequence[str] | None) -> list[str]:
     """Every command module, or only the one ``argv`` names: start-up then imports just what it needs."""
-    names = sorted(info.name for info in pkgutil.iter_modules(bot.commands.__path__))
+    # A module whose name starts with "_" holds helpers of several commands, not a command.
+    names = sorted(info.name for info in pkgutil.iter_modules(bot.commands.__path__) if not info.name.startswith("_"))
     words = [word for word in (sys.argv[1:] if argv is None else argv) if not word.startswith("-")]
     if words and words[0].replace("-", "_") in names:
         return [words[0].replace("-", "_")]
