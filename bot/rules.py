@@ -14,7 +14,7 @@ from fnmatch import fnmatchcase
 from bot.addresses import internal_kind
 from bot.config import Config, Rule
 from bot.errors import MappingError, Refusal
-from bot.reference import DOCKER_HUB, DOCKER_HUB_ALIASES, Reference, format_reference, parse_reference
+from bot.reference import DOCKER_HUB, Reference, fold_host, format_reference, parse_reference
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +42,6 @@ class _CompiledRule:
     target: tuple[str, ...]
 
 
-def _fold_host(host: str) -> str:
-    host = host.lower()
-    return DOCKER_HUB if host in DOCKER_HUB_ALIASES else host
-
-
 def _edit_distance(a: str, b: str) -> int:
     """Levenshtein distance: a typo is one or two edits away, another account ID in an ECR host is not."""
     previous = list(range(len(b) + 1))
@@ -72,7 +67,7 @@ class Mapper:
         compiled = []
         for rule in config.rules:
             host, _, prefix = rule.source.partition("/")
-            compiled.append(_CompiledRule(rule, _fold_host(host), _components(prefix), _components(rule.target)))
+            compiled.append(_CompiledRule(rule, fold_host(host), _components(prefix), _components(rule.target)))
         self._rules = tuple(compiled)
         self.hosts = frozenset(rule.host for rule in self._rules)
 
