@@ -306,13 +306,6 @@ class RegistryClient:
             raise RegistryError(f"{host}/{repository}: the registry stored the manifest as {answered}, not {digest}")
         return digest
 
-    def delete_manifest(self, host: str, repository: str, digest: str) -> None:
-        _safe_path(host, repository, digest, digest=True)
-        response = self.transport.request(
-            "DELETE", host, f"/v2/{repository}/manifests/{digest}", scopes=(*_push(repository), (repository, "delete"))
-        )
-        response.close()
-
     # -- tags ----------------------------------------------------------------------------------------------
 
     def list_tags(self, host: str, repository: str, page_size: int | None = None) -> list[str]:
