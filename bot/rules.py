@@ -71,7 +71,7 @@ class Mapper:
         self._rules = tuple(compiled)
         self.hosts = frozenset(rule.host for rule in self._rules)
         self._aliases = tuple(
-            tuple((_fold_host(host), _components(prefix)) for host, _, prefix in (m.partition("/") for m in group))
+            tuple((fold_host(host), _components(prefix)) for host, _, prefix in (m.partition("/") for m in group))
             for group in config.aliases
         )
 
