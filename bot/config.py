@@ -44,6 +44,9 @@ DEFAULT_SKIP_WORDS: tuple[str, ...] = (
     "nanoserver",
 )
 
+# Registries known to serve the same images: their images may share mirror paths while their digests agree.
+DEFAULT_ALIASES: tuple[tuple[str, ...], ...] = (("registry.k8s.io", "k8s.gcr.io"),)
+
 GIB = 1024**3
 DEFAULT_DENY_REASON = "its owners asked not to be mirrored"
 
@@ -123,6 +126,7 @@ class Config:
     target_prefix: str = ""
     rules: tuple[Rule, ...] = tuple(Rule(s, t) for s, t in DEFAULT_RULES)
     deny: tuple[DenyEntry, ...] = ()
+    aliases: tuple[tuple[str, ...], ...] = DEFAULT_ALIASES
     insecure_registries: tuple[str, ...] = ()
     limits: Limits = field(default_factory=Limits)
     daily: DailyConfig = field(default_factory=DailyConfig)
@@ -183,6 +187,7 @@ def parse_config(data: object, source: str = "config") -> Config:
         target_prefix=target_prefix,
         rules=_rules(top, defaults.rules),
         deny=_deny(top),
+        aliases=_aliases(top),
         insecure_registries=tuple(top.strings("insecure_registries")),
         limits=Limits(
             max_image_bytes=limits.integer("max_image_bytes", defaults.limits.max_image_bytes),
@@ -253,6 +258,26 @@ def _rules(top: _Section, defaults: tuple[Rule, ...]) -> tuple[Rule, ...]:
             )
         rules.append(Rule(f"{host}/{prefix}" if prefix else host, target))
     return tuple(rules)
+
+
+def _aliases(top: _Section) -> tuple[tuple[str, ...], ...]:
+    """``aliases:``: groups of sources (``host`` or ``host/path/prefix``) that serve the same images."""
+    items = top.sequence("aliases")
+    if items is None:
+        return DEFAULT_ALIASES
+    groups = []
+    for index, item in enumerate(items):
+        key = f"aliases[{index}]"
+        if not isinstance(item, list) or len(item) < 2 or not all(isinstance(part, str) for part in item):
+            raise ConfigError(
+                f"{top.source}: {key} must be a list of two or more sources, e.g. [registry.k8s.io, k8s.gcr.io]"
+            )
+        members = []
+        for part in item:
+            host, prefix = _location(part, key, top.source)
+            members.append(f"{host.lower()}/{prefix}" if prefix else host.lower())
+        groups.append(tuple(members))
+    return tuple(groups)
 
 
 def _deny(top: _Section) -> tuple[DenyEntry, ...]:

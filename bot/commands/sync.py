@@ -7,18 +7,18 @@ import sys
 from pathlib import Path
 
 from bot.cancel import cancellation, report_not_done
+from bot.collisions import PathClaims
+from bot.commands._run import add_run_options, run_config
 from bot.errors import UsageError
 from bot.github import actions
-from bot.lists import Entry, ListKind, MirroredIndex, read_list
-from bot.recording import RunLog, add_run_options, finish, run_config
+from bot.lists import REQUIRED_LIST, Entry, ListKind, MirroredIndex, read_list
+from bot.recording import RunLog, finish
 from bot.registry.factory import platforms_from_args
 from bot.registry.progress import Progress
 from bot.rules import Mapper
 from bot.shard import ALL
 from bot.sync import SyncReport, pending, sync
 from bot.targets.ecr import open_target_client
-
-DEFAULT_LIST = Path("mirror/required-images.txt")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,19 +33,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "is named, and the exit status is 130 or 143; a second signal exits at once.",
     )
     parser.add_argument(
-        "--target",
-        default=None,
-        metavar="REGISTRY[/PREFIX]",
-        help="target registry and optional path prefix (default: target.registry in the config)",
-    )
-    parser.add_argument(
         "--list",
         dest="lists",
         action="append",
         type=Path,
         default=None,
         metavar="FILE",
-        help=f"list of image references (repeatable; default: {DEFAULT_LIST})",
+        help=f"list of image references (repeatable; default: {REQUIRED_LIST})",
     )
     parser.add_argument(
         "--all",
@@ -58,15 +52,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     config = run_config(args)
-    if args.target:
-        config = config.with_target_registry(args.target)
     mapper = Mapper(config)
     platforms = platforms_from_args(args)
     shard = args.shard or ALL
     status = 0
     entries: list[Entry] = []
     log = RunLog()
-    for path in args.lists or [DEFAULT_LIST]:
+    for path in args.lists or [REQUIRED_LIST]:
         listing = read_list(path, ListKind.REQUIRED)
         for problem in listing.problems:
             print(actions.safe_line(f"error: {problem}" if problem.is_error else str(problem)), file=sys.stderr)
@@ -76,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
         entries.extend(entry for entry in listing.entries if shard.owns(entry.ref))
     if not entries and status == 0 and args.shard is None:
         raise UsageError("the list holds no images; nothing to copy")
-    mirrored = MirroredIndex(() if args.all else read_list(args.mirrored, ListKind.MIRRORED, missing_ok=True).entries)
+    recorded_entries = read_list(args.mirrored, ListKind.MIRRORED, missing_ok=True).entries
+    mirrored = MirroredIndex(() if args.all else recorded_entries)
     progress = Progress.for_stream(sys.stderr)
     with cancellation() as cancel:
         with open_target_client(args, config) as target:
@@ -92,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
                 progress=progress,
                 prepare=target.prepare,
                 cancel=cancel.event,
+                claims=PathClaims(recorded_entries, mapper),
             )
             combined = SyncReport((*unchanged, *report.results), report.dry_run)
             for result in combined.results:
@@ -100,6 +94,12 @@ def run(args: argparse.Namespace) -> int:
             print(actions.safe_line(line))
         if args.dry_run:
             return cancel.status(0 if combined.ok and status == 0 else 1)
-        recorded = finish(log.results("sync", shard), args, "Sync")
+        recorded = finish(
+            log.results("sync", shard),
+            results_file=args.results,
+            mirrored=args.mirrored,
+            commit=args.commit,
+            title="Sync",
+        )
         report_not_done(cancel, [str(result.source) for result in combined.cancelled])
         return cancel.status(1 if recorded or status or not combined.ok else 0)
