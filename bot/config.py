@@ -109,6 +109,18 @@ class WebhookConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class TransferConfig:
+    """How blobs move (``transfer:``): large blobs download as ``parts`` ranges of ``part_size_mib`` at once,
+    and upload in resumable chunks of ``upload_chunk_mib`` (ECR takes at least 5 MiB)."""
+
+    part_size_mib: int = 8
+    parts: int = 8
+    parted_from_mib: int = 32
+    buffer_mib: int = 64
+    upload_chunk_mib: int = 64
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     target_registry: str = DEFAULT_TARGET_REGISTRY
     target_prefix: str = ""
@@ -120,6 +132,7 @@ class Config:
     daily: DailyConfig = field(default_factory=DailyConfig)
     ecr: EcrConfig = field(default_factory=EcrConfig)
     webhook: WebhookConfig = field(default_factory=WebhookConfig)
+    transfer: TransferConfig = field(default_factory=TransferConfig)
     source: str = "built-in defaults"
 
     def with_target_registry(self, registry: str) -> Config:
@@ -163,6 +176,7 @@ def parse_config(data: object, source: str = "config") -> Config:
     daily = top.section("daily")
     ecr = top.section("ecr")
     webhook = top.section("webhook")
+    transfer = top.section("transfer")
     defaults = Config()
     target_host, _ = _location(target.string("registry", DEFAULT_TARGET_REGISTRY), "target.registry", source)
     target_prefix = target.string("prefix", "").strip("/")
@@ -204,11 +218,24 @@ def parse_config(data: object, source: str = "config") -> Config:
             exclude_namespaces=tuple(webhook.strings("exclude_namespaces", defaults.webhook.exclude_namespaces)),
             opt_out_key=webhook.string("opt_out_key", defaults.webhook.opt_out_key),
         ),
+        transfer=_transfer(transfer, defaults.transfer),
         source=source,
     )
-    for section in (top, target, limits, daily, ecr, webhook):
+    for section in (top, target, limits, daily, ecr, webhook, transfer):
         section.reject_unknown()
     return config
+
+
+def _transfer(section: _Section, defaults: TransferConfig) -> TransferConfig:
+    values = {
+        key: section.integer(key, getattr(defaults, key))
+        for key in ("part_size_mib", "parts", "parted_from_mib", "buffer_mib", "upload_chunk_mib")
+    }
+    smallest = {"upload_chunk_mib": 5, "parted_from_mib": 0}
+    for key, value in values.items():
+        if value < smallest.get(key, 1):
+            raise ConfigError(f"{section.source}: transfer.{key} is {value}; give {smallest.get(key, 1)} or more")
+    return TransferConfig(**values)
 
 
 def _rules(top: _Section, defaults: tuple[Rule, ...]) -> tuple[Rule, ...]:
