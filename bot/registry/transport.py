@@ -449,6 +449,12 @@ class Transport:
 
         self._sleep = sleep
 
+    def pause(self, attempt: int, host: str | None = None) -> None:
+        """Wait before try ``attempt + 1`` of an operation the caller retries itself: the backoff with jitter of
+        ``host``'s policy (the default policy without a host)."""
+        settings = self.policy.settings(host) if host is not None else self.policy.default
+        self._sleep(retry_delay(attempt, settings, None, self._rng))
+
     def wait(self, seconds: float) -> None:
         """Wait as a retry does: a cancel (:meth:`cancel_on`) ends the wait and raises :class:`Cancelled`."""
         self._sleep(seconds)

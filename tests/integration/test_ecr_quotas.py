@@ -11,7 +11,7 @@ from bot.cli import main
 from bot.config import parse_config
 from bot.rules import Mapper
 from tests.harness.ecr_standin import EcrStandIn
-from tests.harness.images import PushedImage, push_image
+from tests.harness.images import Kind, PushedImage, push_image
 from tests.harness.registry import RegistryServer
 from tests.harness.target_check import check_mirrored_list
 
@@ -20,7 +20,7 @@ IMAGES = 24
 
 def push_catalogue(registry: RegistryServer, count: int) -> list[PushedImage]:
     """``count`` small images of every kind, sharing a base layer so that mounts are asked for."""
-    kinds = ("oci-index", "docker-list", "oci-manifest", "docker-manifest")
+    kinds: tuple[Kind, ...] = ("oci-index", "docker-list", "oci-manifest", "docker-manifest")
     return [
         push_image(registry, f"team/app{index}", "1.0", kind=kinds[index % 4], layers=(2048,), seed=index)
         for index in range(count)
