@@ -6,9 +6,10 @@
   (or of one operation a caller repeats, such as a blob transfer) against these budgets.
 - **Pacing.** Each operation of a host (a manifest read, an upload start, ...: :func:`operation`) has its own
   rate, as registries such as ECR have a quota per API. It is unlimited, or capped at a configured ceiling,
-  until the registry answers 429 without ``Retry-After``; then an AIMD controller halves it from the rate
-  actually sent (at most once a second: the requests in flight when the quota bit were all sent at the old
-  rate) and, while requests succeed, adds back 10 % a second (at least one request per second each second).
+  until the registry answers 429 without ``Retry-After``; then an AIMD controller cuts it to 70 % (of the
+  limit, or of the fastest recent pace when there was none yet), at most once per round trip (a 429 to a
+  request sent before the last cut says nothing new), and while requests succeed adds back 10 % a second (at
+  least one request per second each second).
   A sustained quota slows the run to about the quota instead of failing images.
 - **Streams.** :meth:`HostPolicy.slot` bounds the transfers in flight to a host (``streams``, or unbounded),
   halving the bound on a 429 or 5xx and adding one back after as many successes as the bound.
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import datetime
 import email.utils
+import itertools
 import random
 import threading
 import time
@@ -63,8 +65,11 @@ DEFAULT_BACKOFF = 0.5
 DEFAULT_MAX_BACKOFF = 30.0
 # The lowest pace the controller falls to: one request every two seconds per operation.
 MIN_RATE = 0.5
-# Halve at most once per this many seconds (answers to requests sent at the old rate arrive for a while).
-_DECREASE_INTERVAL = 1.0
+# On 429 the rate falls to this share of what was sent (multiplicative decrease, as TCP CUBIC's beta).
+_DECREASE = 0.7
+# How many recent sends measure a burst, and the highest rate a burst is taken for.
+_BURST_SENDS = 4
+_FASTEST = 1000.0
 
 
 def operation(method: str, path: str) -> str:
@@ -177,7 +182,7 @@ class _Pacer:
         self._clock = clock
         self._next = 0.0
         self._sent: deque[float] = deque()
-        self._decreased = -_DECREASE_INTERVAL
+        self._decreased = float("-inf")
 
     def reserve(self) -> float:
         """Book the next send; seconds to wait until it may go."""
@@ -191,14 +196,25 @@ class _Pacer:
         self._next = start + 1.0 / self.rate
         return start - now
 
-    def throttled(self) -> None:
-        now = self._clock()
-        if not self.adaptive or now - self._decreased < _DECREASE_INTERVAL:
+    def throttled(self, sent_at: float | None) -> None:
+        """A 429 to a request sent at ``sent_at``: one sent before the last decrease went out at the old rate
+        and says nothing new (one decrease per round trip, as TCP does per window)."""
+        if not self.adaptive or (sent_at if sent_at is not None else self._clock()) < self._decreased:
             return
-        self._decreased = now
-        sent = max(float(len(self._sent)), MIN_RATE)  # what actually went out in the last second
-        current = sent if self.rate is None else min(self.rate, sent)
-        self.rate = max(MIN_RATE, current / 2)
+        self._decreased = self._clock()
+        # Limited: from the limit (the demand may be below it). Unlimited: from the fastest recent pace, as a
+        # quota without bursts refuses two requests too close together even when the second's average is low.
+        current = self._burst_rate() if self.rate is None else self.rate
+        self.rate = max(MIN_RATE, current * _DECREASE)
+
+    def _burst_rate(self) -> float:
+        """The fastest pace among the last few sends (requests per second)."""
+        recent = list(self._sent)[-_BURST_SENDS:]
+        gaps = [later - earlier for earlier, later in itertools.pairwise(recent)]
+        if not gaps:
+            return float(len(recent))
+        shortest = min(gaps)
+        return min(_FASTEST, 1.0 / shortest) if shortest > 0 else _FASTEST
 
     def succeeded(self) -> None:
         if self.rate is None or not self.adaptive:
@@ -288,21 +304,24 @@ class HostPolicy:
             self.waited += seconds
         return seconds
 
-    def pace(self, op: str, sleep: Callable[[float], None] | None = None) -> None:
-        """Wait until a request of ``op`` may be sent (with ``sleep``, e.g. one that a cancel interrupts)."""
+    def pace(self, op: str, sleep: Callable[[float], None] | None = None) -> float:
+        """Wait until a request of ``op`` may be sent (with ``sleep``, e.g. one that a cancel interrupts);
+        returns the moment it may go, for :meth:`record`."""
         seconds = self.wait_for(op)
         if seconds > 0:
             (sleep or self._sleep)(seconds)
+        return self._clock()
 
-    def record(self, op: str, status: int | None, retry_after: str | None = None) -> None:
+    def record(self, op: str, status: int | None, retry_after: str | None = None, sent_at: float | None = None) -> None:
         """The outcome of a request of ``op``: its status, or None when no answer came. A 429 slows the
-        operation down unless it says when to come back (``Retry-After``): that wait is the whole answer."""
+        operation down unless it says when to come back (``Retry-After``): that wait is the whole answer.
+        ``sent_at`` (from :meth:`pace`) tells a 429 to a request sent before the last slow-down apart."""
         with self._lock:
             pacer = self._pacer(op)
             if status == 429:
                 self.throttled += 1
                 if not retry_after:
-                    pacer.throttled()
+                    pacer.throttled(sent_at)
             elif status is not None and status < 500:
                 pacer.succeeded()
         if status == 429 or status is None or status >= 500:

@@ -388,11 +388,11 @@ class Transport:
             send_headers = dict(headers or {})
             if auth:
                 send_headers["Authorization"] = auth
-            policy.pace(op, self._sleep)
+            sent_at = policy.pace(op, self._sleep)
             try:
                 response = self._send(host, method, url, send_headers, data, stream=stream)
             except requests.RequestException as exc:
-                policy.record(op, None)
+                policy.record(op, None, sent_at=sent_at)
                 error = connection_error(exc, method, url, what)
                 delay = tries.retry() if replayable and error.temporary else None
                 if delay is not None:
@@ -401,7 +401,7 @@ class Transport:
                 raise (gave_up(error, tries.count) if replayable else error) from exc
             status = response.status_code
             retry_after = response.headers.get("Retry-After")
-            policy.record(op, status, retry_after)
+            policy.record(op, status, retry_after, sent_at)
             if status == 401 and not refreshed and replayable and own_origin:
                 new = parse_challenge(response.headers.get("WWW-Authenticate"))
                 if new is not None:
@@ -554,11 +554,11 @@ class Transport:
         op = operation("GET", url)
         tries = policy.tries()
         while True:
-            policy.pace(op, self._sleep)
+            sent_at = policy.pace(op, self._sleep)
             try:
                 response = self._send(host, "GET", url, headers)
             except requests.RequestException as exc:
-                policy.record(op, None)
+                policy.record(op, None, sent_at=sent_at)
                 error = connection_error(exc, "GET", shown_url, who)
                 delay = tries.retry() if error.temporary else None
                 if delay is None:
@@ -566,7 +566,7 @@ class Transport:
                 self._sleep(delay)
                 continue
             retry_after = response.headers.get("Retry-After")
-            policy.record(op, response.status_code, retry_after)
+            policy.record(op, response.status_code, retry_after, sent_at)
             if response.status_code in RETRY_STATUSES:
                 delay = tries.retry(throttled=response.status_code == 429, retry_after=retry_after)
                 if delay is not None:

@@ -19,10 +19,11 @@ IMAGES = 24
 
 
 def push_catalogue(registry: RegistryServer, count: int) -> list[PushedImage]:
-    """``count`` small images of every kind, sharing a base layer so that mounts are asked for."""
-    kinds: tuple[Kind, ...] = ("oci-index", "docker-list", "oci-manifest", "docker-manifest")
+    """``count`` small images, mostly single manifests (fewer requests keep the test short), every fifth an
+    index."""
+    kinds: tuple[Kind, ...] = ("oci-index", "oci-manifest", "docker-manifest", "oci-manifest", "docker-manifest")
     return [
-        push_image(registry, f"team/app{index}", "1.0", kind=kinds[index % 4], layers=(2048,), seed=index)
+        push_image(registry, f"team/app{index}", "1.0", kind=kinds[index % 5], layers=(2048,), seed=index)
         for index in range(count)
     ]
 
