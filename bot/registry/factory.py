@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.config import Config
+from bot.config import Config, RequestPolicyConfig
 from bot.errors import UsageError
 from bot.registry.auth import Credentials, normalize_host
 from bot.registry.models import Platform
@@ -17,6 +18,7 @@ from bot.rules import Mapper
 
 if TYPE_CHECKING:  # requests loads only when a command builds a client
     from bot.registry.client import RegistryClient
+    from bot.registry.policy import HostSettings
     from bot.registry.transfer import TransferSettings
 
 # Seconds a registry may stay silent mid-response before the try fails and is retried: long enough for a
@@ -60,6 +62,7 @@ def build_client(
     if credentials is None:
         credentials = Credentials.from_environment(environ, docker_config=docker_config, hosts=hosts)
     settings = TransportSettings(
+        hosts=host_policies(config, hosts),
         endpoints=dict(endpoints or {}),
         verify=verify,
         insecure_registries=frozenset(normalize_host(h) for h in (*config.insecure_registries, *insecure_registries)),
@@ -84,6 +87,41 @@ def transfer_settings(config: Config, part_size_mib: int | None = None, parts: i
         buffer_bytes=tuning.buffer_mib * MiB,
         upload_chunk=tuning.upload_chunk_mib * MiB,
     )
+
+
+def host_policies(config: Config, hosts: Iterable[str]) -> dict[str, HostSettings]:
+    """The request policy of every host that differs from the default: ECR registries start from their
+    documented quotas, then ``request_policy.default`` and ``request_policy.hosts.HOST`` of the config apply."""
+    from bot.registry.policy import HostSettings
+
+    configured = dict(config.host_policies)
+    result: dict[str, HostSettings] = {}
+    for host in sorted({*hosts, *configured}):
+        settings = HostSettings(rates=_ecr_quota_rates(host))
+        for override in (config.request_policy, configured.get(host)):
+            if override is not None:
+                settings = _apply(settings, override)
+        result[host] = settings
+    return result
+
+
+def _ecr_quota_rates(host: str) -> dict[str, float]:
+    if "ecr" not in host:  # the ECR adapter (and boto) loads only for what may be an ECR host
+        return {}
+    from bot.targets.ecr import QUOTA_RATES, parse_registry_host
+
+    return dict(QUOTA_RATES) if parse_registry_host(host) is not None else {}
+
+
+def _apply(settings: HostSettings, override: RequestPolicyConfig) -> HostSettings:
+    changes: dict[str, object] = {
+        name: getattr(override, name)
+        for name in ("max_attempts", "throttle_attempts", "backoff", "max_backoff", "adaptive", "streams")
+        if getattr(override, name) is not None
+    }
+    if override.rates is not None:
+        changes["rates"] = {**settings.rates, **dict(override.rates)}
+    return dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
 
 
 def add_registry_options(parser: argparse.ArgumentParser) -> None:

@@ -47,6 +47,21 @@ _ECR_HOST = re.compile(
 # Pull access that the original service granted to everyone on every repository.
 PUBLIC_READ_ACTIONS = ("ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer")
 
+# The default rate quotas of a private ECR registry, requests per second per API, per account and Region
+# (https://docs.aws.amazon.com/AmazonECR/latest/userguide/service-quotas.html), by the operation of the request
+# policy (bot/registry/policy.py) each API serves. The bot never goes above them; when other clients share the
+# quota, or an account's quotas are lower (earlier versions of that page list 200/s for BatchCheckLayerAvailability
+# and 10/s for InitiateLayerUpload and CompleteLayerUpload), its 429 answers slow the bot down further.
+QUOTA_RATES: dict[str, float] = {
+    "manifest-read": 2000.0,  # BatchGetImage
+    "manifest-write": 10.0,  # PutImage
+    "blob-check": 1000.0,  # BatchCheckLayerAvailability
+    "blob-read": 3000.0,  # GetDownloadUrlForLayer
+    "upload-start": 100.0,  # InitiateLayerUpload
+    "upload-part": 500.0,  # UploadLayerPart
+    "upload-complete": 100.0,  # CompleteLayerUpload
+}
+
 # Tokens live 12 hours; one is replaced this long before it expires.
 REFRESH_MARGIN_SECONDS = 15 * 60
 # ... but never more often than this, so a token that is already expired when handed out (as a local ECR
