@@ -67,7 +67,8 @@ def _icon(issue: Issue) -> Markup:
     return _trusted("❌" if issue.is_error else "⚠️")
 
 
-def human_size(count: int | None) -> str:
+def _size(count: int | None) -> str:
+    """The template's ``size`` filter: :func:`bot.units.binary_size`, or ``-`` when unknown."""
     if count is None:
         return "-"
     return _trusted(binary_size(count))
@@ -85,7 +86,7 @@ def _environment() -> SandboxedEnvironment:
     )
     env.filters["code"] = _code
     env.filters["raw_ref"] = _raw_ref
-    env.filters["size"] = human_size
+    env.filters["size"] = _size
     env.filters["icon"] = _icon
     return env
 
@@ -102,15 +103,23 @@ class KustomizeImage:
 
 
 def kustomize_images(lines: tuple[LineResult, ...]) -> list[KustomizeImage]:
-    images = []
-    seen = set()
+    """One ``images:`` entry per image name (kustomize matches by name alone).
+
+    A name requested with several tags or digests gets ``newName`` only: pinning one tag would move every
+    workload of that image to it, so each keeps the tag it was written with.
+    """
+    by_name: dict[str, list[KustomizeImage]] = {}
     for line in lines:
         if line.ref is None or line.target is None or line.tags_total is not None:
             continue
-        if line.ref.name in seen:
-            continue  # kustomize matches by name; one entry per image name
-        seen.add(line.ref.name)
-        images.append(KustomizeImage(line.ref.name, line.target.name, line.target.tag, line.target.digest))
+        image = KustomizeImage(line.ref.name, line.target.name, line.target.tag, line.target.digest)
+        by_name.setdefault(line.ref.name, []).append(image)
+    images = []
+    for same_name in by_name.values():
+        first = same_name[0]
+        if any((image.new_tag, image.digest) != (first.new_tag, first.digest) for image in same_name):
+            first = KustomizeImage(first.name, first.new_name, None, None)
+        images.append(first)
     return images
 
 
