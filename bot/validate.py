@@ -16,18 +16,20 @@ import contextlib
 import difflib
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+from bot.collisions import FIX as COLLISION_FIX
+from bot.collisions import PathClaims, RequestPaths, taken_path
 from bot.config import DailyConfig, Limits
 from bot.daily import TagFilter
-from bot.errors import AuthError, BotError, MappingError, NotFound
+from bot.errors import AuthError, BotError, MappingError, NotFound, Refusal
 from bot.lists import MAX_LIST_BYTES, Entry, ListKind, MirroredIndex, logical_lines, parse_list, too_large_message
 from bot.reference import Reference, is_tag
 from bot.rules import Mapper, Target
-from bot.units import binary_size, clip_text
+from bot.units import binary_size, clip_text, fit
 
 ERROR = "error"
 WARNING = "warning"
@@ -195,6 +197,7 @@ def validate_changes(
     upstream: Upstream,
     limits: Limits,
     mirrored: MirroredIndex,
+    claims: PathClaims | None = None,
     daily: DailyConfig | None = None,
     workers: int = DEFAULT_WORKERS,
 ) -> ValidationResult:
@@ -219,7 +222,7 @@ def validate_changes(
         if change.head is None:
             continue
         files.append(change.path)
-        works.extend(_offline_checks(change, mapper, mirrored))
+        works.extend(_offline_checks(change, mapper, mirrored, claims))
 
     budget = max(limits.max_new_lines, 1) * UPSTREAM_LINE_FACTOR
     online = [work for work in works if work.entry is not None and not work.issues and work.result.target is not None]
@@ -240,7 +243,9 @@ def validate_changes(
     return ValidationResult(lines, (*refused, *_pull_request_issues(lines, limits)), limits, tuple(files))
 
 
-def _offline_checks(change: ListChange, mapper: Mapper, mirrored: MirroredIndex) -> list[_Work]:
+def _offline_checks(
+    change: ListChange, mapper: Mapper, mirrored: MirroredIndex, claims: PathClaims | None
+) -> list[_Work]:
     kind = change.list_kind
     head_text = _decode(change.head) or ""
     added = added_line_numbers(_decode(change.base), head_text)
@@ -248,9 +253,12 @@ def _offline_checks(change: ListChange, mapper: Mapper, mirrored: MirroredIndex)
     entries = {entry.line: entry for entry in parsed.entries}
     problems = {problem.line: problem for problem in parsed.problems}
     existing: dict[tuple[str, str, str | None, str | None], Entry] = {}
+    paths = RequestPaths(mapper)  # mirror paths the file's lines take, its older lines first
     for listed in parsed.entries:
         if listed.line not in added:
             existing.setdefault(listed.ref.identity(), listed)
+            with contextlib.suppress(MappingError):
+                paths.clash(listed, taken_path(mapper.target(listed.ref), kind))
 
     works: list[_Work] = []
     first_added: dict[tuple[str, str, str | None, str | None], Entry] = {}
@@ -271,7 +279,7 @@ def _offline_checks(change: ListChange, mapper: Mapper, mirrored: MirroredIndex)
         try:
             target = mapper.target(entry.ref)
         except MappingError as exc:
-            work.issues.append(Issue(_strip_ref(exc.message, entry), _mapping_fix(exc.message), col=entry.col))
+            work.issues.append(Issue(exc.reason, _mapping_fix(exc), col=entry.col))
             continue
         if kind is ListKind.DAILY:
             target = Target(target.registry, target.repository, None, None)
@@ -297,6 +305,14 @@ def _offline_checks(change: ListChange, mapper: Mapper, mirrored: MirroredIndex)
                     col=entry.col,
                 )
             )
+            continue
+        clash = paths.clash(entry, taken_path(target, kind))
+        recorded = clash is None and claims is not None
+        if recorded and claims is not None:
+            clash = claims.holder(entry.ref, taken_path(target, kind))
+            clash = None if clash is not None and clash.alias else clash  # aliases: the sync compares digests
+        if clash is not None:
+            work.issues.append(Issue(clash.message(target, recorded=recorded), COLLISION_FIX, col=entry.col))
             continue
         if kind is ListKind.REQUIRED:
             done = mirrored.find(entry.ref)
@@ -402,19 +418,14 @@ def _pull_request_issues(lines: tuple[LineResult, ...], limits: Limits) -> tuple
     return tuple(issues)
 
 
-def _strip_ref(message: str, entry: Entry) -> str:
-    """Mapping messages start with the reference; the comment shows it in its own column."""
-    return message.removeprefix(f"{entry.ref}: ")
-
-
 def _syntax_fix(kind: ListKind) -> str:
     if kind is ListKind.DAILY:
         return "write one repository per line without a tag, e.g. quay.io/calico/node"
     return "write one image reference per line, e.g. nginx:1.25.3 or quay.io/calico/node:v3.27.0"
 
 
-def _mapping_fix(message: str) -> str:
-    if "deny list" in message:
+def _mapping_fix(exc: MappingError) -> str:
+    if exc.refusal is Refusal.DENIED:
         return "this image cannot be mirrored; remove the line"
     return "use an image from an allowed registry, or ask the maintainers to add a rule in mirror/config.yml"
 
@@ -438,28 +449,6 @@ STATUSES = ("ok", "mirrored", "warning", ERROR)
 def clip(text: str, limit: int = MAX_SHOWN_CHARS) -> str:
     """Pull-request ``text`` as shown anywhere: cut to ``limit`` characters with a note of its real length."""
     return clip_text(text, limit)
-
-
-def fit(
-    render: Callable[[int], str], total: int, *, start: int, budget: int, size: Callable[[str], int]
-) -> tuple[str, int]:
-    """The output of ``render(n)`` for a large ``n <= min(total, start)`` whose size is within ``budget``.
-
-    A small probe estimates the size of a row, then the count shrinks in proportion to any overshoot: a few
-    renderings of a 20 000-line result, not a bisection, and never a rendering of every row when few fit.
-    Returns the text and ``n`` (``render(0)`` is returned even when it is over budget: it holds no rows).
-    """
-    count = min(total, start)
-    probe = min(count, 64)
-    if probe < count:
-        length = size(render(probe))
-        # The probe's size includes the fixed part (heading, totals), so this errs on the side of fewer rows.
-        count = probe if length > budget else min(count, max(probe, probe * budget // max(length, 1)))
-    text = render(count)
-    while count > 0 and (length := size(text)) > budget:
-        count = max(0, min(count - 1, int(count * budget / length * 0.9)))
-        text = render(count)
-    return text, count
 
 
 def _issue_json(issue: Issue) -> dict[str, object]:
