@@ -122,13 +122,22 @@ def check_lists(
                     problems.append(_problem(entry, _duplicate(first)))
                 continue
             verdict = lines.check(entry)
+            if verdict.ok and verdict.target is not None:
+                checked.append(CheckedEntry(entry, verdict.target))
+                if list_file.kind is ListKind.REQUIRED and entry.ref.tag is None and entry.ref.digest is None:
+                    problems.append(_problem(entry, _untagged(entry), "warning"))
             problem = _lint(verdict)
             if problem is not None:
                 problems.append(problem)
-            if verdict.ok and verdict.target is not None:
-                checked.append(CheckedEntry(entry, verdict.target))
     problems.sort(key=lambda problem: (problem.file, problem.line, problem.col))
     return CheckResult(tuple(checked), tuple(problems))
+
+
+def _untagged(entry: Entry) -> str:
+    return (
+        f"no tag: '{entry.text}' means '{entry.text}:latest', which moves upstream; "
+        f"write the tag to mirror, e.g. '{entry.text}:1.2.3'"
+    )
 
 
 def _lint(verdict: Verdict) -> Problem | None:
