@@ -95,6 +95,14 @@ class EcrConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ReferrersConfig:
+    """Signatures, attestations, SBOMs and other artifacts that refer to an image are copied with it."""
+
+    copy: bool = True
+    artifact_types: tuple[str, ...] = ()  # fnmatch patterns; empty: every artifact type
+
+
+@dataclass(frozen=True, slots=True)
 class WebhookConfig:
     """The mutating admission webhook: which images it rewrites and who opts out."""
 
@@ -116,6 +124,9 @@ class Config:
     daily: DailyConfig = field(default_factory=DailyConfig)
     ecr: EcrConfig = field(default_factory=EcrConfig)
     webhook: WebhookConfig = field(default_factory=WebhookConfig)
+    referrers: ReferrersConfig = field(default_factory=ReferrersConfig)
+    # ``host`` or ``host/repository`` patterns (fnmatch) of images that must carry a signature upstream
+    require_signature: tuple[str, ...] = ()
     source: str = "built-in defaults"
 
     def with_target_registry(self, registry: str) -> Config:
@@ -159,6 +170,7 @@ def parse_config(data: object, source: str = "config") -> Config:
     daily = top.section("daily")
     ecr = top.section("ecr")
     webhook = top.section("webhook")
+    referrers = top.section("referrers")
     defaults = Config()
     target_host, _ = _location(target.string("registry", DEFAULT_TARGET_REGISTRY), "target.registry", source)
     target_prefix = target.string("prefix", "").strip("/")
@@ -199,9 +211,14 @@ def parse_config(data: object, source: str = "config") -> Config:
             exclude_namespaces=tuple(webhook.strings("exclude_namespaces", defaults.webhook.exclude_namespaces)),
             opt_out_key=webhook.string("opt_out_key", defaults.webhook.opt_out_key),
         ),
+        referrers=ReferrersConfig(
+            copy=referrers.boolean("copy", True),
+            artifact_types=tuple(referrers.strings("artifact_types")),
+        ),
+        require_signature=tuple(top.strings("require_signature")),
         source=source,
     )
-    for section in (top, target, limits, daily, ecr, webhook):
+    for section in (top, target, limits, daily, ecr, webhook, referrers):
         section.reject_unknown()
     return config
 

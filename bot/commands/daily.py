@@ -7,6 +7,7 @@ import functools
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.cancel import Cancellation, cancellation, report_not_done
 from bot.daily import (
@@ -23,13 +24,16 @@ from bot.github import actions
 from bot.lists import ListKind, read_list
 from bot.recording import RunLog, add_run_options, finish, run_config
 from bot.reference import Reference
-from bot.registry.factory import platforms_from_args
+from bot.registry.factory import platforms_from_args, referrer_policy
 from bot.registry.progress import Progress
 from bot.report.summary import FAILED, Row
 from bot.rules import Mapper
 from bot.shard import ALL
 from bot.sync import sync
 from bot.targets.ecr import TargetClient, open_target_client
+
+if TYPE_CHECKING:
+    from bot.registry.referrers import ReferrerPolicy
 
 DEFAULT_LIST = Path("mirror/required-images-daily.txt")
 DEFAULT_RESERVE = 10
@@ -80,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
             target.client.transport.on_response = budget.observe
             target.client.transport.cancel_on(cancel.event)  # retry waits while listing tags end at a cancel
             daily = _Copier(args, mapper, target, cancel)
+            daily.referrers = referrer_policy(args, config)
             daily.log.failures.extend((f"{p.file}:{p.line}", p.message) for p in listing.problems if p.is_error)
             for repository in repositories:
                 if cancel.requested:  # not even listed: its new tags are for the next run
@@ -123,6 +128,7 @@ class _Copier:
         self.progress = Progress.for_stream(sys.stderr)
         self.log = RunLog()
         self.not_done: list[str] = []  # images and repositories a cancellation left undone
+        self.referrers: ReferrerPolicy | None = None
 
     def failed(self, repository: Reference, reason: str) -> None:
         self.log.rows.append(Row(str(repository), "-", result=FAILED, detail=reason))
@@ -140,6 +146,7 @@ class _Copier:
             progress=self.progress,
             prepare=self.target.prepare,
             cancel=self.cancel.event,
+            referrers=self.referrers,
         )
         for result in report.results:
             print(actions.safe_line(result.describe()))

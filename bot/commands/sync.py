@@ -11,7 +11,7 @@ from bot.errors import UsageError
 from bot.github import actions
 from bot.lists import Entry, ListKind, MirroredIndex, read_list
 from bot.recording import RunLog, add_run_options, finish, run_config
-from bot.registry.factory import platforms_from_args
+from bot.registry.factory import platforms_from_args, referrer_policy
 from bot.registry.progress import Progress
 from bot.rules import Mapper
 from bot.shard import ALL
@@ -92,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
                 progress=progress,
                 prepare=target.prepare,
                 cancel=cancel.event,
+                referrers=referrer_policy(args, config),
             )
             combined = SyncReport((*unchanged, *report.results), report.dry_run)
             for result in combined.results:

@@ -51,13 +51,29 @@ class RegistryUpstream:
     """:class:`bot.validate.Upstream` over the registry client (which refuses hosts no rule allows)."""
 
     def __init__(self, client: RegistryClient) -> None:
+        from bot.registry.referrers import ReferrerPolicy, Referrers
+
         self.client = client
+        self.referrers = Referrers(ReferrerPolicy())
+
+    def close(self) -> None:
+        self.referrers.close()
 
     def inspect(self, ref: Reference) -> ImageFacts:
         from bot.registry.copy import ImageLocation, inspect
+        from bot.registry.referrers import signing_of
 
         info = inspect(self.client, ImageLocation.from_reference(ref), concurrency=2)
-        return ImageFacts(info.digest, tuple(str(platform) for platform in info.platforms), info.total_size)
+        # What is attached to the image and to each platform manifest: a signature of either counts.
+        signing = signing_of(self.referrers, self.client, ref.host, ref.repository, (info.digest, *info.children))
+        return ImageFacts(
+            info.digest,
+            tuple(str(platform) for platform in info.platforms),
+            info.total_size,
+            info.kind,
+            signing.signed,
+            signing.attached,
+        )
 
     def tags(self, ref: Reference) -> Sequence[str]:
         return self.client.list_tags(ref.host, ref.repository)
@@ -131,15 +147,20 @@ def run(args: argparse.Namespace) -> int:
 
     mirrored = read_list(args.mirrored, ListKind.MIRRORED, missing_ok=True)
     with build_client(config, concurrency=args.workers) as client:
-        result = validate_changes(
-            changes,
-            mapper=Mapper(config),
-            upstream=RegistryUpstream(client),
-            limits=config.limits,
-            mirrored=MirroredIndex(mirrored.entries),
-            daily=config.daily,
-            workers=args.workers,
-        )
+        upstream = RegistryUpstream(client)
+        try:
+            result = validate_changes(
+                changes,
+                mapper=Mapper(config),
+                upstream=upstream,
+                limits=config.limits,
+                mirrored=MirroredIndex(mirrored.entries),
+                daily=config.daily,
+                workers=args.workers,
+                require_signature=config.require_signature,
+            )
+        finally:
+            upstream.close()
     if config_changed:
         note = Issue(
             f"this pull request changes {CONFIG_PATH}; lines were checked with the rules of the base branch",
