@@ -25,7 +25,7 @@ from bot.config import DailyConfig, Limits
 from bot.daily import TagFilter
 from bot.errors import AuthError, BotError, MappingError, NotFound
 from bot.lists import MAX_LIST_BYTES, Entry, ListKind, MirroredIndex, logical_lines, parse_list, too_large_message
-from bot.reference import Reference
+from bot.reference import Reference, is_tag
 from bot.registry.artifacts import count_phrase
 from bot.rules import Mapper, Target
 from bot.units import clip_text
@@ -339,7 +339,8 @@ def _online_check(
     col = work.result.col
     try:
         if work.result.kind is ListKind.DAILY:
-            tags = list(upstream.tags(ref))
+            # A registry's tag list is data: a name outside the tag grammar is no tag the daily run would copy.
+            tags = [tag for tag in upstream.tags(ref) if is_tag(tag)]
             selected = tag_filter.select(tags)
             new = [tag for tag in selected if mirrored.find(ref.with_tag(tag)) is None]
             work.result = replace(work.result, tags_total=len(tags), tags_to_copy=len(new))

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.harness import figures
+from tests.harness.ecr_standin import EcrStandIn
 from tests.harness.fault_proxy import FaultProxy
 from tests.harness.github_fake import COMMIT_TOKEN, CommitFake
 from tests.harness.registry import RegistryFactory, RegistryServer
@@ -107,3 +108,27 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     written = figures.write_if_asked()
     if written is not None:
         terminalreporter.write_line(f"written to {written}")
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """AWS credentials (any values) from the environment, boto3's default chain, and nothing from this
+    machine's profiles or instance metadata."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.fixture
+def ecr_standin(tmp_path_factory: pytest.TempPathFactory, aws_env: None) -> Iterator[EcrStandIn]:
+    """A started :class:`~tests.harness.ecr_standin.EcrStandIn`: moto behind an ECR API proxy, the reference
+    registry behind a proxy that answers as ECR does (NAME_UNKNOWN, 429 quotas, expired tokens, redirects to
+    S3-like storage, mounts, IMMUTABLE tags), with ``aws_env``'s credentials. Knobs: ``throttle``,
+    ``blob_mounting``, ``expire_tokens``; ``config()`` gives a ``mirror/config.yml`` mapping, ``ca_bundle``
+    the CA for ``--ca-bundle``."""
+    with EcrStandIn(tmp_path_factory.mktemp("ecr-standin")) as standin:
+        yield standin

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bot.options import add_config_options, config_from_args
+from bot.commands._options import add_config_options, config_from_args
 from bot.registry.factory import add_registry_options, client_from_args, platforms_from_args, referrer_policy
 from bot.registry.progress import Progress, human_bytes
 

@@ -7,10 +7,10 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from bot.commands._options import config_from_args
 from bot.commands.rewrite import add_policy_options, build_policy, read_text
 from bot.errors import InvalidReference, UsageError
 from bot.github import actions
-from bot.options import config_from_args
 from bot.reference import parse_reference
 from bot.rewrite.files import Finding, rewrite_text
 from bot.rewrite.policy import Policy, find_mirrored

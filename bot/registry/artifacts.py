@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from bot.reference import is_tag
 from bot.registry.models import Manifest
 
 IMAGE = "image"
@@ -108,7 +109,7 @@ def fallback_tag(digest: str) -> str | None:
     algorithms, whose tag would not fit the 128 characters a tag may have."""
     algorithm, _, encoded = digest.partition(":")
     tag = f"{algorithm}-{encoded}"
-    return tag if algorithm == "sha256" and _REFERRER_TAG.fullmatch(tag) else None
+    return tag if algorithm == "sha256" and _REFERRER_TAG.fullmatch(tag) and is_tag(tag) else None
 
 
 def is_referrer_tag(tag: str) -> bool:

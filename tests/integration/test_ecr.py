@@ -56,18 +56,6 @@ def moto_url() -> Iterator[str]:
     server.stop()
 
 
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
-    """Credentials from the environment (boto3's default chain) and nothing from this machine's profiles."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-
-
 def ecr_config(moto_url: str, **ecr: object) -> Config:
     return parse_config({"target": {"registry": TARGET}, "ecr": {"endpoint_url": moto_url, **ecr}})
 

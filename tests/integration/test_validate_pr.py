@@ -426,7 +426,9 @@ def test_signed_unsigned_and_non_image_lines(scenario: Scenario) -> None:
     assert by_text[lines[1]]["signed"] is False and by_text[lines[1]]["status"] == "ok"
     strict = by_text[lines[2]]
     assert strict["status"] == "error"
-    (issue,) = strict["issues"]  # type: ignore[misc]
+    issues = strict["issues"]
+    assert isinstance(issues, list) and len(issues) == 1
+    issue = issues[0]
     assert "carries no signature" in issue["message"] and "require_signature" in issue["message"]
     assert "cosign sign" in issue["fix"]
     assert by_text[lines[3]]["kind"] == "Helm chart" and by_text[lines[3]]["signed"] is True

@@ -1,4 +1,4 @@
-"""Options shared by several sub-commands."""
+"""Options shared by several sub-commands (the leading underscore: a helper, not a sub-command)."""
 
 from __future__ import annotations
 
