@@ -110,9 +110,10 @@ def main() -> None:
                     "sync --all (referrers)": ("--all",),
                     "sync, mirrored list pins every digest": (),
                 }
-                rows = []
+                rows: list[tuple[str, float, float, tuple[int, int]]] = []
                 for name, extra in cases.items():
-                    times, counts = [], []
+                    times: list[float] = []
+                    counts: list[tuple[int, int]] = []
                     for rep in range(args.reps):
                         work = base / f"{len(rows)}-{rep}"
                         work.mkdir()
@@ -133,8 +134,8 @@ def main() -> None:
             print(f"{'case':42} {'best s':>7} {'median s':>9} {'source req':>11} {'target req':>11} {'/ skopeo':>9}")
             reference = min(skopeo_times)
             for name, best, median, (source_requests, target_requests) in rows:
-                counts = f"{source_requests:11d} {target_requests:11d}"
-                print(f"{name:42} {best:7.2f} {median:9.2f} {counts} {best / reference:9.2f}")
+                requests = f"{source_requests:11d} {target_requests:11d}"
+                print(f"{name:42} {best:7.2f} {median:9.2f} {requests} {best / reference:9.2f}")
             print(f"{'skopeo sync --all (images only)':42} {reference:7.2f} {statistics.median(skopeo_times):9.2f}")
             base_row, ref_row = rows[0], rows[1]
             extra_requests = sum(ref_row[3]) - sum(base_row[3])

@@ -42,6 +42,7 @@ from bot.validate import (
 
 if TYPE_CHECKING:
     from bot.registry.client import RegistryClient
+    from bot.registry.referrers import Signing
 
 LIST_PATHS = (REQUIRED_LIST.as_posix(), DAILY_LIST.as_posix())
 CONFIG_PATH = DEFAULT_CONFIG_PATH.as_posix()
@@ -55,6 +56,8 @@ class RegistryUpstream:
 
         self.client = client
         self.referrers = Referrers(ReferrerPolicy())
+        # (host, repository, digest) -> what is attached: many tags of one image are looked at once.
+        self._signing: dict[tuple[str, str, str], Signing] = {}
 
     def close(self) -> None:
         self.referrers.close()
@@ -65,7 +68,11 @@ class RegistryUpstream:
 
         info = inspect(self.client, ImageLocation.from_reference(ref), concurrency=2)
         # What is attached to the image and to each platform manifest: a signature of either counts.
-        signing = signing_of(self.referrers, self.client, ref.host, ref.repository, (info.digest, *info.children))
+        key = (ref.host, ref.repository, info.digest)
+        signing = self._signing.get(key)
+        if signing is None:
+            digests = (info.digest, *info.children)
+            signing = self._signing[key] = signing_of(self.referrers, self.client, ref.host, ref.repository, digests)
         return ImageFacts(
             info.digest,
             tuple(str(platform) for platform in info.platforms),

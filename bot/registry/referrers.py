@@ -191,6 +191,19 @@ class _Run:
     dst: ImageLocation
     items: list[Attached] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)  # the subjects are walked in parallel
+
+    def claim(self, digest: str) -> bool:
+        """True the first time ``digest`` is met in this image's walk."""
+        with self.lock:
+            if digest in self.seen:
+                return False
+            self.seen.add(digest)
+            return True
+
+    def add(self, item: Attached) -> None:
+        with self.lock:
+            self.items.append(item)
 
 
 class Referrers:
@@ -202,12 +215,15 @@ class Referrers:
     def __init__(self, policy: ReferrerPolicy, *, concurrency: int = 4) -> None:
         self.policy = policy
         self._pool = ThreadPoolExecutor(max(2, concurrency), thread_name_prefix="referrers")
+        # One task per subject (index, platform manifest); its look-ups run in ``_pool``, so none waits on its own.
+        self._subjects = ThreadPoolExecutor(max(2, concurrency), thread_name_prefix="referrer-subjects")
         self._lock = threading.Lock()
         self._source_api: dict[str, bool] = {}  # host -> has the referrers API
         self._target_api: dict[str, bool] = {}
         self._index_locks: dict[tuple[str, str, str], threading.Lock] = {}
 
     def close(self) -> None:
+        self._subjects.shutdown(wait=True, cancel_futures=True)
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     # -- finding ------------------------------------------------------------------------------------------
@@ -257,8 +273,7 @@ class Referrers:
         ]
         run = _Run(copier, src, dst)
         if self.policy.copy:
-            for subject in subjects:
-                self._carry(run, subject, 1)
+            list(self._subjects.map(lambda subject: self._carry(run, subject, 1), subjects))
         report = AttachedReport(manifest_kind(top), tuple(run.items))
         pattern = self.policy.signature_required(f"{src.host}/{src.repository}")
         if pattern is not None and not report.signed:
@@ -274,42 +289,40 @@ class Referrers:
         return replace(result, attached=report)
 
     def _carry(self, run: _Run, subject: str, depth: int) -> None:
-        copier, src, dst, items, seen = run.copier, run.src, run.dst, run.items, run.seen
+        copier, src, dst = run.copier, run.src, run.dst
         client = copier.client
         try:
             found = self.discover(client, src.host, src.repository, subject)
         except BotError as exc:
-            items.append(Attached(subject, "artifact", subject, None, f"looking for artifacts failed: {exc}"))
+            run.add(Attached(subject, "artifact", subject, None, f"looking for artifacts failed: {exc}"))
             return
         listed: list[Found] = []
         for item in found:
-            if item.digest in seen or not self.policy.wants(item.artifact_type):
+            if not self.policy.wants(item.artifact_type) or not run.claim(item.digest):
                 continue
-            seen.add(item.digest)
             try:
                 pushed = self._copy_one(copier, src, dst, item)
             except BotError as exc:
-                items.append(Attached(item.digest, item.kind, subject, item.tag, str(exc)))
+                run.add(Attached(item.digest, item.kind, subject, item.tag, str(exc)))
                 continue
-            items.append(Attached(item.digest, item.kind, subject, item.tag))
+            run.add(Attached(item.digest, item.kind, subject, item.tag))
             if item.tag is None:
                 listed.append(item)
                 if pushed and dst.host not in client.referrers_api_hosts:
                     with self._lock:  # pushed a manifest with a subject and got no OCI-Subject back
                         self._target_api.setdefault(dst.host, False)
-            if depth < MAX_DEPTH:
+            # What refers to an SBOM or an attestation (its signature) comes too; a signature of a signature is
+            # rare enough not to cost four more requests per signature.
+            if depth < MAX_DEPTH and item.kind != SIGNATURE:
                 self._carry(run, item.digest, depth + 1)
         if listed:
             try:
                 self._index_at_target(client, dst, subject, listed)
             except BotError as exc:
                 failed = {item.digest for item in listed}
-                items[:] = [
-                    replace(i, error=f"the referrers index at the target could not be updated: {exc}")
-                    if i.digest in failed and i.ok
-                    else i
-                    for i in items
-                ]
+                why = f"the referrers index at the target could not be updated: {exc}"
+                with run.lock:
+                    run.items[:] = [replace(i, error=why) if i.digest in failed and i.ok else i for i in run.items]
 
     def _copy_one(self, copier: Copier, src: ImageLocation, dst: ImageLocation, item: Found) -> bool:
         """Copy one artifact unless the target has it; True when something was pushed."""
