@@ -7,6 +7,8 @@ status; everything else raises.
 
 from __future__ import annotations
 
+from enum import Enum
+
 
 class BotError(Exception):
     """Base of every error the bot reports to a user."""
@@ -46,8 +48,26 @@ class InvalidReference(BotError):
         super().__init__(f"invalid image reference {text!r} at column {column}: {reason}")
 
 
+class Refusal(Enum):
+    """Why the path rules refuse a reference."""
+
+    NOT_ALLOWED = "not allowed"  # no rule covers its registry or its path
+    DENIED = "denied"  # on the config's deny list
+    NOT_IN_MIRROR = "not in the mirror"  # a mirror path no rule produces (reversing a target)
+
+
 class MappingError(BotError):
-    """A valid reference that the path rules do not allow to be mirrored (unknown or denied registry)."""
+    """A valid reference that the path rules do not allow to be mirrored (unknown or denied registry).
+
+    ``reference`` is the reference as written, ``reason`` says why without repeating it, and ``refusal`` is the
+    kind of refusal; the message is ``"reference: reason"``.
+    """
+
+    def __init__(self, reason: str, *, reference: str = "", refusal: Refusal = Refusal.NOT_ALLOWED) -> None:
+        self.reference = reference
+        self.reason = reason
+        self.refusal = refusal
+        super().__init__(f"{reference}: {reason}" if reference else reason)
 
 
 class ListFileError(BotError):

@@ -13,8 +13,8 @@ from fnmatch import fnmatchcase
 
 from bot.addresses import internal_kind
 from bot.config import Config, Rule
-from bot.errors import MappingError
-from bot.reference import DOCKER_HUB, DOCKER_HUB_ALIASES, Reference, format_reference, parse_reference
+from bot.errors import MappingError, Refusal
+from bot.reference import DOCKER_HUB, Reference, fold_host, format_reference, parse_reference
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +42,6 @@ class _CompiledRule:
     target: tuple[str, ...]
 
 
-def _fold_host(host: str) -> str:
-    host = host.lower()
-    return DOCKER_HUB if host in DOCKER_HUB_ALIASES else host
-
-
 def _edit_distance(a: str, b: str) -> int:
     """Levenshtein distance: a typo is one or two edits away, another account ID in an ECR host is not."""
     previous = list(range(len(b) + 1))
@@ -72,7 +67,7 @@ class Mapper:
         compiled = []
         for rule in config.rules:
             host, _, prefix = rule.source.partition("/")
-            compiled.append(_CompiledRule(rule, _fold_host(host), _components(prefix), _components(rule.target)))
+            compiled.append(_CompiledRule(rule, fold_host(host), _components(prefix), _components(rule.target)))
         self._rules = tuple(compiled)
         self.hosts = frozenset(rule.host for rule in self._rules)
 
@@ -88,7 +83,7 @@ class Mapper:
             if best is None or len(rule.prefix) > len(best.prefix):
                 best = rule
         if best is None:
-            raise MappingError(self._unknown_registry_message(ref))
+            raise MappingError(self._unknown_registry_message(ref), reference=str(ref))
         return best
 
     def _unknown_registry_message(self, ref: Reference) -> str:
@@ -97,21 +92,21 @@ class Mapper:
         if covered:
             prefixes = sorted("/".join((rule.host, *rule.prefix)) for rule in self._rules if rule.host == host)
             return (
-                f"{ref}: no mirror rule covers {ref.canonical_name}; rules for {host} cover only "
+                f"no mirror rule covers {ref.canonical_name}; rules for {host} cover only "
                 + ", ".join(prefixes)
                 + "; add a rule under 'rules:' in mirror/config.yml to allow it"
             )
         internal = internal_kind(host)
         if internal is not None:
             return (
-                f"{ref}: registry {host} is not allowed: it is {internal}, and the mirror copies only public "
+                f"registry {host} is not allowed: it is {internal}, and the mirror copies only public "
                 "images from the registries named under 'rules:' in mirror/config.yml; write the image's public "
                 "registry instead"
             )
         close = sorted((_edit_distance(host, known), known) for known in self.hosts)
         hint = f"did you mean {close[0][1]}? Otherwise " if close and close[0][0] <= 2 else ""
         return (
-            f"{ref}: registry {host} is not allowed; {hint}ask the maintainers to add a rule "
+            f"registry {host} is not allowed; {hint}ask the maintainers to add a rule "
             f"'- {{source: {host}, target: <path prefix>}}' under 'rules:' in mirror/config.yml"
         )
 
@@ -119,7 +114,11 @@ class Mapper:
         names = (ref.canonical_name, ref.canonical())
         for entry in self.config.deny:
             if any(fnmatchcase(name, entry.pattern) for name in names):
-                raise MappingError(f"{ref}: {ref.canonical_name} is on the deny list ({entry.pattern}): {entry.reason}")
+                raise MappingError(
+                    f"{ref.canonical_name} is on the deny list ({entry.pattern}): {entry.reason}",
+                    reference=str(ref),
+                    refusal=Refusal.DENIED,
+                )
 
     def target(self, ref: Reference) -> Target:
         """The exact mirror location of ``ref``; raises :class:`MappingError` for unknown or denied images."""
@@ -143,10 +142,14 @@ class Mapper:
         """
         ref = parse_reference(target)
         if ref.registry is not None and ref.registry.lower() != self.registry.lower():
-            raise MappingError(f"{target}: not in the mirror registry {self.registry}")
+            raise MappingError(
+                f"not in the mirror registry {self.registry}", reference=target, refusal=Refusal.NOT_IN_MIRROR
+            )
         components = _components(ref.path)
         if components[: len(self.prefix)] != self.prefix:
-            raise MappingError(f"{target}: not under the mirror prefix {'/'.join(self.prefix)}")
+            raise MappingError(
+                f"not under the mirror prefix {'/'.join(self.prefix)}", reference=target, refusal=Refusal.NOT_IN_MIRROR
+            )
         components = components[len(self.prefix) :]
         best: _CompiledRule | None = None
         for rule in self._rules:
@@ -154,7 +157,7 @@ class Mapper:
             if matches and (best is None or len(rule.target) > len(best.target)):
                 best = rule
         if best is None:
-            raise MappingError(f"{target}: no mirror rule produces this path")
+            raise MappingError("no mirror rule produces this path", reference=target, refusal=Refusal.NOT_IN_MIRROR)
         rest = components[len(best.target) :]
         registry = None if best.host == DOCKER_HUB else best.host
         return Reference(registry, "/".join((*best.prefix, *rest)), ref.tag, ref.digest)

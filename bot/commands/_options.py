@@ -20,7 +20,7 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         "--registry",
         default=None,
         metavar="HOST[/PREFIX]",
-        help="target registry, overriding the config's target.registry",
+        help="target registry and optional path prefix, overriding the config's target.registry",
     )
 
 

@@ -32,12 +32,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "is named, and the exit status is 130 or 143; a second signal exits at once.",
     )
     parser.add_argument(
-        "--target",
-        default=None,
-        metavar="REGISTRY[/PREFIX]",
-        help="target registry and optional path prefix (default: target.registry in the config)",
-    )
-    parser.add_argument(
         "--list",
         dest="lists",
         action="append",
@@ -57,8 +51,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     config = run_config(args)
-    if args.target:
-        config = config.with_target_registry(args.target)
     mapper = Mapper(config)
     platforms = platforms_from_args(args)
     shard = args.shard or ALL

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.commands._options import add_config_options, config_from_args
-from bot.config import DEFAULT_CONFIG_PATH
+from bot.config import DEFAULT_CONFIG_PATH, Limits
 from bot.errors import ConfigError, GitHubError
 from bot.github import actions
 from bot.lists import DAILY_LIST, MIRRORED_LIST, REQUIRED_LIST, ListKind, MirroredIndex, read_list
@@ -145,10 +145,12 @@ def run(args: argparse.Namespace) -> int:
         event = PullRequestEvent.from_environment(environ)
         repository, number = args.repository or event.repository, args.pull or event.number
 
-    github = connect(environ.get("GITHUB_API_URL") or DEFAULT_API_URL, token)
-    pull = PullRequestFiles(github, repository, number)
     paths: list[str] = args.lists or list(LIST_PATHS)
-    changes = pull.list_changes([*paths, CONFIG_PATH])
+    try:
+        pull = PullRequestFiles(connect(environ.get("GITHUB_API_URL") or DEFAULT_API_URL, token), repository, number)
+        changes = pull.list_changes([*paths, CONFIG_PATH])
+    except GitHubError as exc:
+        return _unread(exc, config.limits)
     config_changed = any(change.path == CONFIG_PATH for change in changes)
     changes = [change for change in changes if change.path != CONFIG_PATH]
 
@@ -186,9 +188,8 @@ def run(args: argparse.Namespace) -> int:
             # A push that adds no line only updates an earlier comment; it does not start one.
             comment_url = pull.upsert_comment(body, MARKER, create=bool(result.lines or result.issues))
         except GitHubError as exc:
-            print(actions.annotation("error", exc.message) if actions.in_actions() else f"error: {exc}")
-            comment_url = ""
-            _outputs(result, comment_url)
+            _outputs(result, "")
+            _error(exc)
             return 1
     _outputs(result, comment_url)
     if comment_url:
@@ -238,6 +239,21 @@ def _problem(issue: Issue, file: str, line: LineResult | None, budget: actions.A
             print(actions.annotation(level, text, file=file))
         else:
             print(actions.annotation(level, text, file=file, line=line.line, col=issue.col))
+
+
+def _unread(exc: GitHubError, limits: Limits) -> int:
+    """The pull request could not be read: say so in the summary, the outputs and one line on stderr."""
+    result = ValidationResult((), (Issue(exc.message, "run the check again once GitHub answers"),), limits)
+    actions.append_summary(render_summary(result).markdown)
+    _outputs(result, "")
+    _error(exc)
+    return 1
+
+
+def _error(exc: GitHubError) -> None:
+    if actions.in_actions():
+        print(actions.annotation("error", exc.message))
+    print(actions.safe_line(f"error: {exc}"), file=sys.stderr)
 
 
 def _outputs(result: ValidationResult, comment_url: str) -> None:

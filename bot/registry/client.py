@@ -311,19 +311,13 @@ class RegistryClient:
             raise RegistryError(f"{host}/{repository}: the registry stored the manifest as {answered}, not {digest}")
         return digest
 
-    def delete_manifest(self, host: str, repository: str, digest: str) -> None:
-        _safe_path(host, repository, digest, digest=True)
-        response = self.transport.request(
-            "DELETE", host, f"/v2/{repository}/manifests/{digest}", scopes=(*_push(repository), (repository, "delete"))
-        )
-        response.close()
-
     def get_referrers(self, host: str, repository: str, digest: str) -> Manifest | None:
         """The OCI index listing the manifests whose ``subject`` is ``digest``, or ``None`` when the registry has
         no referrers API (it answers 404; a registry that has one answers 200 even for an unknown digest).
 
         https://github.com/opencontainers/distribution-spec/blob/main/spec.md#listing-referrers
         """
+        _safe_path(host, repository, digest, digest=True)
         where = f"listing the referrers of {host}/{repository}@{digest}"
         response = self.transport.request(
             "GET",

@@ -65,7 +65,7 @@ def test_sync_copies_every_entry_and_reports_failures(
         f"{source.host}/team/solo:3",
         f"{source.host}/team/missing:9",
     )
-    argv = ["sync", "--config", str(config), "--target", f"{target.host}/mirror", "--list", str(listing)]
+    argv = ["sync", "--config", str(config), "--registry", f"{target.host}/mirror", "--list", str(listing)]
     assert main(argv) == 1
     out = capsys.readouterr().out
     assert f"FAILED  {source.host}/team/missing:9 -> {target.host}/mirror/src/team/missing:9" in out
@@ -224,7 +224,7 @@ def test_a_failure_names_its_image_once(
 ) -> None:
     config = write_config(tmp_path, source, target)
     listing = write_list(tmp_path, f"{source.host}/team/missing:9")
-    argv = ["sync", "--config", str(config), "--target", f"{target.host}/mirror", "--list", str(listing)]
+    argv = ["sync", "--config", str(config), "--registry", f"{target.host}/mirror", "--list", str(listing)]
     assert main(argv) == 1
     captured = capsys.readouterr()
     image, mirror = f"{source.host}/team/missing:9", f"{target.host}/mirror/src/team/missing:9"
@@ -241,7 +241,7 @@ def test_an_unmapped_image_fails_with_its_name_said_once(
     push_image(source, "team/solo", "3", kind="oci-manifest", seed=2)
     config = write_config(tmp_path, source, target)
     listing = write_list(tmp_path, f"{source.host}/team/solo:3", "registry.example.com/team/tool:1")
-    argv = ["sync", "--config", str(config), "--target", target.host, "--list", str(listing)]
+    argv = ["sync", "--config", str(config), "--registry", target.host, "--list", str(listing)]
     assert main(argv) == 1
     out = capsys.readouterr().out
     failed = [line for line in out.splitlines() if line.startswith("FAILED")]
