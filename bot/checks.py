@@ -63,6 +63,8 @@ def check_lists(
                 problems.append(problem)
                 continue
             checked.append(CheckedEntry(entry, target))
+            if list_file.kind is ListKind.REQUIRED and entry.ref.tag is None and entry.ref.digest is None:
+                problems.append(_problem(entry, _untagged(entry), "warning"))
             if mirrored is not None and list_file.kind is ListKind.REQUIRED:
                 done = mirrored.find(entry.ref)
                 if done is not None:
@@ -75,6 +77,13 @@ def check_lists(
                     )
     problems.sort(key=lambda problem: (problem.file, problem.line, problem.col))
     return CheckResult(tuple(checked), tuple(problems))
+
+
+def _untagged(entry: Entry) -> str:
+    return (
+        f"no tag: '{entry.text}' means '{entry.text}:latest', which moves upstream; "
+        f"write the tag to mirror, e.g. '{entry.text}:1.2.3'"
+    )
 
 
 def _collision(entry: Entry, target: Target, paths: RequestPaths, claims: PathClaims | None) -> Problem | None:

@@ -30,7 +30,7 @@ from bot.lists import MAX_LIST_BYTES, Entry, ListKind, MirroredIndex, logical_li
 from bot.reference import Reference, is_tag
 from bot.registry.artifacts import count_phrase
 from bot.rules import Mapper, Target
-from bot.units import clip_text, fit
+from bot.units import binary_size, clip_text, fit
 
 ERROR = "error"
 WARNING = "warning"
@@ -399,8 +399,8 @@ def _online_check(
     if facts.size > limits.max_image_bytes:
         work.issues.append(
             Issue(
-                f"the image is {_gib(facts.size)} compressed, over the limit of {_gib(limits.max_image_bytes)} "
-                "per image (limits.max_image_bytes)",
+                f"the image is {binary_size(facts.size)} compressed, over the limit of "
+                f"{binary_size(limits.max_image_bytes)} per image (limits.max_image_bytes)",
                 "mirror a smaller tag, or ask the maintainers to raise limits.max_image_bytes in mirror/config.yml",
                 col=col,
                 limit="limits.max_image_bytes",
@@ -444,17 +444,13 @@ def _pull_request_issues(lines: tuple[LineResult, ...], limits: Limits) -> tuple
     if total > limits.max_pr_bytes:
         issues.append(
             Issue(
-                f"the new images add up to {_gib(total)} compressed, over the limit of {_gib(limits.max_pr_bytes)} "
-                "per pull request (limits.max_pr_bytes)",
+                f"the new images add up to {binary_size(total)} compressed, over the limit of "
+                f"{binary_size(limits.max_pr_bytes)} per pull request (limits.max_pr_bytes)",
                 "split the request into several pull requests, merged one after the other",
                 limit="limits.max_pr_bytes",
             )
         )
     return tuple(issues)
-
-
-def _gib(count: int) -> str:
-    return f"{count / 1024**3:.2f} GiB"
 
 
 def _syntax_fix(kind: ListKind) -> str:

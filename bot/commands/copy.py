@@ -7,7 +7,8 @@ import sys
 
 from bot.commands._options import add_config_options, config_from_args
 from bot.registry.factory import add_registry_options, client_from_args, platforms_from_args, referrer_policy
-from bot.registry.progress import Progress, human_bytes
+from bot.registry.progress import Progress
+from bot.units import binary_size
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -51,15 +52,14 @@ def run(args: argparse.Namespace) -> int:
         progress.image_done()
     if carrier is not None:
         carrier.close()
-    if result.bytes_moved or not result.skipped:
-        progress.finish()
+    progress.finish()
     attached = result.attached
     extra = attached.note() if attached is not None else ""
     if result.skipped:
         print(f"{dst}: already up to date ({result.target_digest}){extra}")
     elif result.dry_run:
         print(
-            f"{src} -> {dst}: would copy {result.blobs_copied} blobs ({human_bytes(result.bytes_moved)}), "
+            f"{src} -> {dst}: would copy {result.blobs_copied} blobs ({binary_size(result.bytes_moved)}), "
             f"mount {result.blobs_mounted}, {result.blobs_skipped} already present"
         )
     else:
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         platforms_text = ", ".join(str(p) for p in result.platforms) or single
         blobs = f"blobs {result.blobs_copied} copied / {result.blobs_mounted} mounted / {result.blobs_skipped} present"
         print(
-            f"{src} -> {dst}: {result.target_digest} ({platforms_text}); {human_bytes(result.bytes_moved)} moved, "
+            f"{src} -> {dst}: {result.target_digest} ({platforms_text}); {binary_size(result.bytes_moved)} moved, "
             f"{blobs}{extra}"
         )
     return 0
