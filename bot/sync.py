@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from bot.collisions import Clash, PathClaims, PathKey, path_key, same_source
 from bot.errors import BotError
 from bot.lists import Entry, MirroredIndex
 from bot.reference import Reference
@@ -128,6 +129,7 @@ def sync(
     progress: Progress | None = None,
     prepare: Callable[[Target], None] | None = None,
     cancel: threading.Event | None = None,
+    claims: PathClaims | None = None,
 ) -> SyncReport:
     """Copy every entry to ``mapper.target(entry)``; one failing image never stops the others.
 
@@ -139,12 +141,18 @@ def sync(
     Once ``cancel`` is set no further image starts and transfers in flight are abandoned (see
     :class:`~bot.registry.copy.Copier`); images that were not finished come back ``cancelled``, and those that
     were are still read back and verified, so the caller can record them.
+
+    One mirror tag holds one source: an image whose target tag another image of this run takes is refused, and
+    one whose target tag ``claims`` (mirrored-images.txt) gives to another source is copied only when its
+    upstream digest is the one recorded there (declared aliases), pinned to that digest; else it is refused.
     """
     from bot.registry.copy import Copier, ImageLocation
 
     results: dict[int, ImageResult] = {}
     jobs: list[tuple[int, Reference, Target]] = []
     seen: set[tuple[object, ...]] = set()
+    taken: dict[PathKey, Reference] = {}
+    pins: dict[int, str] = {}
     for index, item in enumerate(entries):
         ref = item.ref if isinstance(item, Entry) else item
         try:
@@ -156,6 +164,19 @@ def sync(
         if key in seen:
             continue
         seen.add(key)
+        if target.tag is not None:
+            first = taken.setdefault(path_key(target), ref)
+            if first is not ref and not same_source(first, ref):
+                why = f"refused: {first}, another image of this run, takes the mirror path {target}; {_ONE_SOURCE}"
+                results[index] = ImageResult(ref, target, False, why)
+                continue
+            clash = claims.holder(ref, target) if claims is not None else None
+            if clash is not None:
+                pinned, why = _agreed_digest(client, ref, target, clash)
+                if pinned is None:
+                    results[index] = ImageResult(ref, target, False, why)
+                    continue
+                pins[index] = pinned
         jobs.append((index, ref, target))
 
     by_location = {(target.registry.lower(), target.repository): target for _, _, target in jobs}
@@ -170,7 +191,13 @@ def sync(
     with Copier(
         client, concurrency=concurrency, progress=progress, dry_run=dry_run, prepare=hook, cancel=cancel
     ) as copier:
-        pairs = [(ImageLocation.from_reference(ref), ImageLocation.from_target(target)) for _, ref, target in jobs]
+        pairs = [
+            (
+                ImageLocation.from_reference(ref).with_digest(pins.get(index, ref.digest)),
+                ImageLocation.from_target(target),
+            )
+            for index, ref, target in jobs
+        ]
         outcomes = copier.copy_many(pairs, platforms)
     if progress is not None:
         progress.finish()
@@ -200,10 +227,36 @@ def sync(
             copy.platforms,
             copy,
         )
+    if claims is not None:
+        for result in results.values():
+            if result.verified and result.target is not None and result.target.tag is not None:
+                claims.add(result.source.with_digest(result.target_digest), result.target)
     return SyncReport(tuple(results[i] for i in sorted(results)), dry_run)
 
 
 CANCELLED = "not done: the run was cancelled before this image was copied and verified"
+_ONE_SOURCE = "a mirror tag holds one image, so it is never moved to another source's image (see 'aliases:')"
+
+
+def _agreed_digest(client: RegistryClient, ref: Reference, target: Target, clash: Clash) -> tuple[str | None, str]:
+    """The digest to copy ``ref`` at when the recorded holder of its mirror tag has that same digest, else
+    ``None`` and why not (one HEAD to the source; a request pinned by digest needs none)."""
+    holder = clash.entry
+    recorded = holder.ref.digest
+    current = ref.digest
+    if current is None and recorded is not None:
+        try:
+            found = client.head_manifest(ref.host, ref.repository, ref.effective_tag or "latest")
+        except BotError as exc:
+            return None, f"cannot compare with {holder.ref}, which holds the mirror path {target}: {exc}"
+        current = found.digest if found is not None else None
+    if recorded is not None and current == recorded:
+        return current, ""
+    where = f"{holder.file}:{holder.line}" if holder.line else "this run"
+    return None, (
+        f"refused: the mirror path {target} holds {holder.ref} ({where}), another source, and {ref} is at "
+        f"{current or 'an unknown digest'}; {_ONE_SOURCE}"
+    )
 
 
 def _without_own_name(reason: str | None, ref: Reference, source: object) -> str | None:

@@ -21,6 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+from bot.collisions import FIX as COLLISION_FIX
+from bot.collisions import PathClaims, RequestPaths, taken_path
 from bot.config import DailyConfig, Limits
 from bot.daily import TagFilter
 from bot.errors import AuthError, BotError, MappingError, NotFound, Refusal
@@ -195,6 +197,7 @@ def validate_changes(
     upstream: Upstream,
     limits: Limits,
     mirrored: MirroredIndex,
+    claims: PathClaims | None = None,
     daily: DailyConfig | None = None,
     workers: int = DEFAULT_WORKERS,
 ) -> ValidationResult:
@@ -219,7 +222,7 @@ def validate_changes(
         if change.head is None:
             continue
         files.append(change.path)
-        works.extend(_offline_checks(change, mapper, mirrored))
+        works.extend(_offline_checks(change, mapper, mirrored, claims))
 
     budget = max(limits.max_new_lines, 1) * UPSTREAM_LINE_FACTOR
     online = [work for work in works if work.entry is not None and not work.issues and work.result.target is not None]
@@ -240,7 +243,9 @@ def validate_changes(
     return ValidationResult(lines, (*refused, *_pull_request_issues(lines, limits)), limits, tuple(files))
 
 
-def _offline_checks(change: ListChange, mapper: Mapper, mirrored: MirroredIndex) -> list[_Work]:
+def _offline_checks(
+    change: ListChange, mapper: Mapper, mirrored: MirroredIndex, claims: PathClaims | None
+) -> list[_Work]:
     kind = change.list_kind
     head_text = _decode(change.head) or ""
     added = added_line_numbers(_decode(change.base), head_text)
@@ -248,9 +253,12 @@ def _offline_checks(change: ListChange, mapper: Mapper, mirrored: MirroredIndex)
     entries = {entry.line: entry for entry in parsed.entries}
     problems = {problem.line: problem for problem in parsed.problems}
     existing: dict[tuple[str, str, str | None, str | None], Entry] = {}
+    paths = RequestPaths(mapper)  # mirror paths the file's lines take, its older lines first
     for listed in parsed.entries:
         if listed.line not in added:
             existing.setdefault(listed.ref.identity(), listed)
+            with contextlib.suppress(MappingError):
+                paths.clash(listed, taken_path(mapper.target(listed.ref), kind))
 
     works: list[_Work] = []
     first_added: dict[tuple[str, str, str | None, str | None], Entry] = {}
@@ -297,6 +305,14 @@ def _offline_checks(change: ListChange, mapper: Mapper, mirrored: MirroredIndex)
                     col=entry.col,
                 )
             )
+            continue
+        clash = paths.clash(entry, taken_path(target, kind))
+        recorded = clash is None and claims is not None
+        if recorded and claims is not None:
+            clash = claims.holder(entry.ref, taken_path(target, kind))
+            clash = None if clash is not None and clash.alias else clash  # aliases: the sync compares digests
+        if clash is not None:
+            work.issues.append(Issue(clash.message(target, recorded=recorded), COLLISION_FIX, col=entry.col))
             continue
         if kind is ListKind.REQUIRED:
             done = mirrored.find(entry.ref)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from bot.checks import check_lists
+from bot.collisions import PathClaims
 from bot.commands._options import add_config_options, config_from_args
 from bot.github import actions
 from bot.lists import DAILY_LIST, MIRRORED_LIST, REQUIRED_LIST, ListKind, MirroredIndex, read_list
@@ -54,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     mirrored_list = named[0] if named else read_list(args.mirrored, ListKind.MIRRORED, missing_ok=True)
     if not named:
         lists.append(mirrored_list)
-    result = check_lists(lists, mapper, MirroredIndex(mirrored_list.entries))
+    claims = PathClaims(mirrored_list.entries, mapper)
+    result = check_lists(lists, mapper, MirroredIndex(mirrored_list.entries), claims)
     for checked in result.entries:
         print(f"{checked.entry.ref} -> {checked.target}")
     annotate = actions.in_actions()

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from bot.cancel import Cancellation, cancellation, report_not_done
+from bot.collisions import PathClaims
 from bot.commands._run import add_run_options, run_config
 from bot.daily import (
     PullBudget,
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         with open_target_client(args, config) as target:
             target.client.transport.on_response = budget.observe
             target.client.transport.cancel_on(cancel.event)  # retry waits while listing tags end at a cancel
-            daily = _Copier(args, mapper, target, cancel)
+            daily = _Copier(args, mapper, target, cancel, PathClaims(mirrored, mapper))
             daily.log.failures.extend((f"{p.file}:{p.line}", p.message) for p in listing.problems if p.is_error)
             for repository in repositories:
                 if cancel.requested:  # not even listed: its new tags are for the next run
@@ -128,8 +129,11 @@ def run(args: argparse.Namespace) -> int:
 class _Copier:
     """Copies chosen tags of one repository at a time and logs rows, verified images and failures."""
 
-    def __init__(self, args: argparse.Namespace, mapper: Mapper, target: TargetClient, cancel: Cancellation) -> None:
+    def __init__(
+        self, args: argparse.Namespace, mapper: Mapper, target: TargetClient, cancel: Cancellation, claims: PathClaims
+    ) -> None:
         self.args = args
+        self.claims = claims
         self.mapper = mapper
         self.target = target
         self.cancel = cancel
@@ -154,6 +158,7 @@ class _Copier:
             progress=self.progress,
             prepare=self.target.prepare,
             cancel=self.cancel.event,
+            claims=self.claims,
         )
         for result in report.results:
             print(actions.safe_line(result.describe()))

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from bot.cancel import cancellation, report_not_done
+from bot.collisions import PathClaims
 from bot.commands._run import add_run_options, run_config
 from bot.errors import UsageError
 from bot.github import actions
@@ -67,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
         entries.extend(entry for entry in listing.entries if shard.owns(entry.ref))
     if not entries and status == 0 and args.shard is None:
         raise UsageError("the list holds no images; nothing to copy")
-    mirrored = MirroredIndex(() if args.all else read_list(args.mirrored, ListKind.MIRRORED, missing_ok=True).entries)
+    recorded_entries = read_list(args.mirrored, ListKind.MIRRORED, missing_ok=True).entries
+    mirrored = MirroredIndex(() if args.all else recorded_entries)
     progress = Progress.for_stream(sys.stderr)
     with cancellation() as cancel:
         with open_target_client(args, config) as target:
@@ -83,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
                 progress=progress,
                 prepare=target.prepare,
                 cancel=cancel.event,
+                claims=PathClaims(recorded_entries, mapper),
             )
             combined = SyncReport((*unchanged, *report.results), report.dry_run)
             for result in combined.results:

@@ -21,6 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bot.collisions import PathClaims
 from bot.commands._options import add_config_options, config_from_args
 from bot.config import DEFAULT_CONFIG_PATH, Limits
 from bot.errors import ConfigError, GitHubError
@@ -132,13 +133,15 @@ def run(args: argparse.Namespace) -> int:
     changes = [change for change in changes if change.path != CONFIG_PATH]
 
     mirrored = read_list(args.mirrored, ListKind.MIRRORED, missing_ok=True)
+    mapper = Mapper(config)
     with build_client(config, concurrency=args.workers) as client:
         result = validate_changes(
             changes,
-            mapper=Mapper(config),
+            mapper=mapper,
             upstream=RegistryUpstream(client),
             limits=config.limits,
             mirrored=MirroredIndex(mirrored.entries),
+            claims=PathClaims(mirrored.entries, mapper),
             daily=config.daily,
             workers=args.workers,
         )

@@ -17,6 +17,7 @@ from bot.rules import Mapper
 
 if TYPE_CHECKING:  # requests loads only when a command builds a client
     from bot.registry.client import RegistryClient
+    from bot.registry.transfer import TransferSettings
 
 # Seconds a registry may stay silent mid-response before the try fails and is retried: long enough for a
 # slow registry or a loaded CI runner, short enough that a stalled connection cannot hang a run for long.
@@ -41,12 +42,15 @@ def build_client(
     environ: Mapping[str, str] | None = None,
     docker_config: Path | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    part_size_mib: int | None = None,
+    parts: int | None = None,
 ) -> RegistryClient:
     """A client that may contact only the config's registries (plus ``extra_hosts``).
 
     Credentials default to the docker config.json and ``MIRROR_AUTH_<HOST>_*`` variables of every allowed
     host; ``config.insecure_registries`` and ``insecure_registries`` are spoken to over plain HTTP.
     ``timeout`` is the read timeout: how long a response may stay silent before the try is given up.
+    ``part_size_mib`` and ``parts`` override the config's ``transfer:`` values.
     """
     from bot.registry.client import RegistryClient
     from bot.registry.transport import TransportSettings
@@ -63,7 +67,23 @@ def build_client(
         pool_size=max(8, concurrency * 4),
         read_timeout=timeout,
     )
-    return RegistryClient(settings=settings, credentials=credentials)
+    return RegistryClient(
+        settings=settings, credentials=credentials, transfer=transfer_settings(config, part_size_mib, parts)
+    )
+
+
+def transfer_settings(config: Config, part_size_mib: int | None = None, parts: int | None = None) -> TransferSettings:
+    """The config's ``transfer:`` section (with the command line's ``--part-size`` and ``--parts``), in bytes."""
+    from bot.registry.transfer import MiB, TransferSettings
+
+    tuning = config.transfer
+    return TransferSettings(
+        part_size=(part_size_mib or tuning.part_size_mib) * MiB,
+        parts=parts or tuning.parts,
+        parted_from=tuning.parted_from_mib * MiB,
+        buffer_bytes=tuning.buffer_mib * MiB,
+        upload_chunk=tuning.upload_chunk_mib * MiB,
+    )
 
 
 def add_registry_options(parser: argparse.ArgumentParser) -> None:
@@ -81,6 +101,22 @@ def add_registry_options(parser: argparse.ArgumentParser) -> None:
         default=8,
         metavar="N",
         help="images and blobs transferred at once (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--part-size",
+        type=int,
+        default=None,
+        metavar="MIB",
+        help="large blobs download as ranges of this many MiB, several at once (default: transfer.part_size_mib "
+        "of the config, 8)",
+    )
+    parser.add_argument(
+        "--parts",
+        type=int,
+        default=None,
+        metavar="N",
+        help="ranges of one large blob downloaded at once; 1 downloads over one connection (default: "
+        "transfer.parts of the config, 8)",
     )
     parser.add_argument("--dry-run", action="store_true", help="say what would be copied and how many bytes")
     parser.add_argument(
@@ -137,6 +173,8 @@ class ClientOptions:
     insecure_registries: tuple[str, ...]
     concurrency: int
     timeout: float = DEFAULT_TIMEOUT
+    part_size_mib: int | None = None
+    parts: int | None = None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ClientOptions:
@@ -144,6 +182,11 @@ class ClientOptions:
         ``--timeout``, checked."""
         if args.concurrency < 1:
             raise UsageError("--concurrency must be 1 or more")
+        part_size, parts = getattr(args, "part_size", None), getattr(args, "parts", None)
+        if part_size is not None and part_size < 1:
+            raise UsageError("--part-size must be 1 (MiB) or more")
+        if parts is not None and parts < 1:
+            raise UsageError("--parts must be 1 or more")
         timeout = float(args.timeout)
         if not 0 < timeout <= 3600:  # also refuses nan
             raise UsageError(f"--timeout {timeout:g}: give a number of seconds above 0 and at most 3600")
@@ -161,6 +204,8 @@ class ClientOptions:
             insecure_registries=tuple(args.insecure_registry),
             concurrency=args.concurrency,
             timeout=timeout,
+            part_size_mib=part_size,
+            parts=parts,
         )
 
     def build(
@@ -176,6 +221,8 @@ class ClientOptions:
             extra_hosts=extra_hosts,
             concurrency=self.concurrency,
             timeout=self.timeout,
+            part_size_mib=self.part_size_mib,
+            parts=self.parts,
         )
 
 
