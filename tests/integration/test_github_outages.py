@@ -10,8 +10,9 @@ commands run in this process so they use it.
 from __future__ import annotations
 
 import json
+import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ from tests.harness.bot_process import Checkout
 from tests.harness.github_fake import GitHubFake
 from tests.harness.images import push_image
 from tests.harness.registry import RegistryServer
+from tests.integration import test_validate_pr
 from tests.integration.test_validate_pr import FAKE_TOKEN, REPO, Scenario
 
 PATH = "mirror/mirrored-images.txt"
@@ -68,29 +70,29 @@ def test_every_call_of_a_commit_survives_a_passing_outage(commit_github: GitHubF
     assert all(fault.times == 0 for fault in fake.faults)
 
 
-def test_a_rate_limit_past_the_budget_fails_at_once_and_names_the_time(commit_github: GitHubFake) -> None:
-    fake = commit_github
+def failing_commit(fake: GitHubFake, method: str, kind: str, *, seconds: float = 0.0) -> tuple[GitHubError, float]:
+    """A commit of REDIS while every ``method`` to the contents API fails with ``kind``: the error, the seconds."""
     fake.add_repo(REPO, files={PATH: f"{NGINX}\n".encode()})
     repo = repository_from_environment()
-    fake.fail("GET", rf"/repos/{REPO}/contents/.*", "secondary-reset", seconds=3600)
-    started = time.monotonic()
-    with pytest.raises(GitHubError, match=r"rate limit \(core\) allows the next request at \d\d:\d\d:\d\d UTC"):
-        commit_file(repo, PATH, add(REDIS), "Record")
-    assert time.monotonic() - started < 1
-
-
-def test_an_outage_that_outlasts_the_budget_is_one_clear_error(commit_github: GitHubFake) -> None:
-    fake = commit_github
-    fake.add_repo(REPO, files={PATH: f"{NGINX}\n".encode()})
-    repo = repository_from_environment()
-    fake.fail("PUT", rf"/repos/{REPO}/contents/.*", "502", times=1000)
+    fake.fail(method, rf"/repos/{REPO}/contents/.*", kind, times=1000, seconds=seconds)
     started = time.monotonic()
     with pytest.raises(GitHubError) as caught:
         commit_file(repo, PATH, add(REDIS), "Record")
-    assert time.monotonic() - started < 6
-    assert "cannot commit mirror/mirrored-images.txt to main: GitHub did not answer successfully" in str(caught.value)
-    assert "502 Bad Gateway" in str(caught.value) and "githubstatus.com" in str(caught.value)
-    assert fake.file(REPO, PATH) == f"{NGINX}\n".encode()  # nothing half-committed
+    return caught.value, time.monotonic() - started
+
+
+def test_a_rate_limit_past_the_budget_fails_at_once_and_names_the_time(commit_github: GitHubFake) -> None:
+    error, seconds = failing_commit(commit_github, "GET", "secondary-reset", seconds=3600)
+    assert re.search(r"rate limit \(core\) allows the next request at \d\d:\d\d:\d\d UTC", str(error))
+    assert seconds < 1
+
+
+def test_an_outage_that_outlasts_the_budget_is_one_clear_error(commit_github: GitHubFake) -> None:
+    error, seconds = failing_commit(commit_github, "PUT", "502")
+    assert seconds < 6
+    assert "cannot commit mirror/mirrored-images.txt to main: GitHub did not answer successfully" in str(error)
+    assert "502 Bad Gateway" in str(error) and "githubstatus.com" in str(error)
+    assert commit_github.file(REPO, PATH) == f"{NGINX}\n".encode()  # nothing half-committed
 
 
 def test_sync_commit_during_an_outage_keeps_the_list_and_says_how_to_rerun(
@@ -125,12 +127,7 @@ def test_sync_commit_during_an_outage_keeps_the_list_and_says_how_to_rerun(
 # -- validate-pr -----------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def scenario(tmp_path: Path, registry: RegistryServer) -> Iterator[Scenario]:
-    with GitHubFake(token=FAKE_TOKEN) as fake:
-        workdir = tmp_path / "checkout"
-        workdir.mkdir()
-        yield Scenario(fake, workdir, registry)
+scenario = test_validate_pr.scenario  # the same fixture: a repository in the fake, a checkout, a registry
 
 
 class InProcess:
