@@ -188,7 +188,7 @@ def sync(
 
     hook = prepare_target if prepare is not None else None
     if cancel is not None:
-        client.transport.cancel_on(cancel)
+        client.cancel_on(cancel)
     with Copier(
         client, concurrency=concurrency, progress=progress, dry_run=dry_run, prepare=hook, cancel=cancel
     ) as copier:
@@ -310,7 +310,7 @@ def pending(
     requests go to the copy list, where a cancelled copy does not start).
     """
     if cancel is not None:
-        client.transport.cancel_on(cancel)  # a backoff wait between retries ends when the run is cancelled
+        client.cancel_on(cancel)  # a backoff wait between retries ends when the run is cancelled
     unique: dict[tuple[str, str, str | None, str | None], Reference] = {}
     for ref in refs:
         unique.setdefault(ref.identity(), ref)
