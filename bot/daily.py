@@ -21,6 +21,7 @@ from bot.config import DailyConfig
 from bot.errors import BotError, ConfigError, MappingError
 from bot.lists import Entry
 from bot.reference import DOCKER_HUB, Reference, fold_host, is_tag
+from bot.registry.artifacts import is_referrer_tag
 from bot.rules import Mapper, Target
 from bot.units import plural
 
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from bot.registry.client import RegistryClient
     from bot.registry.models import Platform
     from bot.registry.progress import Progress
+    from bot.registry.referrers import ReferrerPolicy
     from bot.sync import ImageResult
 
 _WORDS = re.compile(r"[a-z]+")
@@ -117,8 +119,10 @@ class TagFilter:
         return None
 
     def wanted(self, tag: str) -> bool:
-        """Every rule but ``newest``: skip words, include/exclude patterns, the version range."""
-        if self.skipped_word(tag) is not None:
+        """Every rule but ``newest``: skip words, include/exclude patterns, the version range. A tag that attaches
+        something to an image (``sha256-<hex>``, ``*.sig``, ``*.att``, ``*.sbom``) is never a release; such
+        artifacts travel with the image they belong to."""
+        if is_referrer_tag(tag) or self.skipped_word(tag) is not None:
             return False
         if self.include and not any(pattern.search(tag) for pattern in self.include):
             return False
@@ -390,6 +394,7 @@ class DailyOptions:
     platforms: tuple[Platform, ...] | None = None  # None: every platform, digest-exact
     dry_run: bool = False
     concurrency: int = 8
+    referrers: ReferrerPolicy | None = None  # what travels with each image (signatures, SBOMs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -476,6 +481,7 @@ def run_daily(
             prepare=prepare,
             cancel=cancel.event,
             claims=claims,
+            referrers=options.referrers,
         )
         for result in copied.results:
             say(result.describe())

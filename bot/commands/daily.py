@@ -12,7 +12,7 @@ from bot.daily import DEFAULT_RESERVE, DailyOptions, TagCopied, TagFilter, run_d
 from bot.github import actions
 from bot.lists import DAILY_LIST, ListKind, read_list
 from bot.recording import RunLog, finish
-from bot.registry.factory import platforms_from_args
+from bot.registry.factory import platforms_from_args, referrer_policy
 from bot.registry.progress import Progress
 from bot.report.summary import FAILED, Row
 from bot.rules import Mapper
@@ -53,7 +53,11 @@ def run(args: argparse.Namespace) -> int:
     mapper = Mapper(config)
     tag_filter = TagFilter.from_config(config.daily, source=config.source)
     options = DailyOptions(
-        reserve=args.reserve, platforms=platforms_from_args(args), dry_run=args.dry_run, concurrency=args.concurrency
+        reserve=args.reserve,
+        platforms=platforms_from_args(args),
+        dry_run=args.dry_run,
+        concurrency=args.concurrency,
+        referrers=referrer_policy(args, config),
     )
     shard = args.shard or ALL
     listing = read_list(args.list, ListKind.DAILY)
