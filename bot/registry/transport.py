@@ -12,6 +12,7 @@ itself lives there, and never with the registry's ``Authorization`` header.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import random
 import re
 import ssl
@@ -42,6 +43,7 @@ from bot.registry.policy import (
     retry_delay,
 )
 
+_log = logging.getLogger(__name__)
 DOCKER_HUB_API = "https://registry-1.docker.io"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # Query parameters whose values are safe to show in errors; every other value is redacted (signed storage
@@ -491,6 +493,9 @@ class Transport:
             )
             with self._lock:
                 self.counts[method] += 1
+            if _log.isEnabledFor(logging.DEBUG):
+                auth = next((v.split(" ", 1)[0] for k, v in headers.items() if k.lower() == "authorization"), "none")
+                _log.debug("%s %s -> %s (auth: %s)", method, redact_url(url), response.status_code, auth)
             if self.on_response is not None:
                 self.on_response(response)
             if response.status_code not in (301, 302, 303, 307, 308) or "Location" not in response.headers:
