@@ -97,6 +97,20 @@ class EcrConfig:
     public_read_policy: bool = False
 
 
+# The operations of registry requests that a request policy paces apart (bot/registry/policy.py).
+REQUEST_OPERATIONS = (
+    "manifest-read",
+    "manifest-write",
+    "blob-check",
+    "blob-read",
+    "upload-start",
+    "upload-part",
+    "upload-complete",
+    "tag-list",
+    "other",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class RequestPolicyConfig:
     """``request_policy.default`` or one entry of ``request_policy.hosts``: what is set overrides the built-in
@@ -301,14 +315,12 @@ def _transfer(section: _Section, defaults: TransferConfig) -> TransferConfig:
 
 
 def _request_policy(section: _Section) -> RequestPolicyConfig:
-    from bot.registry.policy import OPERATIONS
-
     rates = section.optional_numbers("rates")
-    unknown = sorted(set(rates or ()) - set(OPERATIONS))
+    unknown = sorted(set(rates or ()) - set(REQUEST_OPERATIONS))
     if unknown:
         raise ConfigError(
             f"{section.source}: {section.path}.rates: unknown operation {unknown[0]!r}; choose from "
-            + ", ".join(OPERATIONS)
+            + ", ".join(REQUEST_OPERATIONS)
         )
     config = RequestPolicyConfig(
         max_attempts=section.optional_integer("max_attempts", minimum=1),

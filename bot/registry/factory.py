@@ -47,6 +47,7 @@ def build_client(
     timeout: float = DEFAULT_TIMEOUT,
     part_size_mib: int | None = None,
     parts: int | None = None,
+    host_defaults: Mapping[str, HostSettings] | None = None,
 ) -> RegistryClient:
     """A client that may contact only the config's registries (plus ``extra_hosts``).
 
@@ -63,7 +64,7 @@ def build_client(
     if credentials is None:
         credentials = Credentials.from_environment(environ, docker_config=docker_config, hosts=hosts)
     settings = TransportSettings(
-        hosts=host_policies(config, hosts),
+        hosts=host_policies(config, hosts, host_defaults),
         endpoints=dict(endpoints or {}),
         verify=verify,
         insecure_registries=frozenset(normalize_host(h) for h in (*config.insecure_registries, *insecure_registries)),
@@ -90,28 +91,24 @@ def transfer_settings(config: Config, part_size_mib: int | None = None, parts: i
     )
 
 
-def host_policies(config: Config, hosts: Iterable[str]) -> dict[str, HostSettings]:
-    """The request policy of every host that differs from the default: ECR registries start from their
-    documented quotas, then ``request_policy.default`` and ``request_policy.hosts.HOST`` of the config apply."""
+def host_policies(
+    config: Config, hosts: Iterable[str], defaults: Mapping[str, HostSettings] | None = None
+) -> dict[str, HostSettings]:
+    """The request policy of every host: ``defaults`` (what a target kind knows of its hosts, such as ECR's
+    documented quotas) or the built-in settings, then ``request_policy.default`` and
+    ``request_policy.hosts.HOST`` of the config."""
     from bot.registry.policy import HostSettings
 
     configured = dict(config.host_policies)
+    known = {normalize_host(host): settings for host, settings in (defaults or {}).items()}
     result: dict[str, HostSettings] = {}
     for host in sorted({*hosts, *configured}):
-        settings = HostSettings(rates=_ecr_quota_rates(host))
+        settings = known.get(normalize_host(host), HostSettings())
         for override in (config.request_policy, configured.get(host)):
             if override is not None:
                 settings = _apply(settings, override)
         result[host] = settings
     return result
-
-
-def _ecr_quota_rates(host: str) -> dict[str, float]:
-    if "ecr" not in host:  # the ECR adapter (and boto) loads only for what may be an ECR host
-        return {}
-    from bot.targets.ecr import QUOTA_RATES, parse_registry_host
-
-    return dict(QUOTA_RATES) if parse_registry_host(host) is not None else {}
 
 
 def _apply(settings: HostSettings, override: RequestPolicyConfig) -> HostSettings:
@@ -255,12 +252,18 @@ class ClientOptions:
         )
 
     def build(
-        self, config: Config, *, credentials: Credentials | None = None, extra_hosts: Iterable[str] = ()
+        self,
+        config: Config,
+        *,
+        credentials: Credentials | None = None,
+        extra_hosts: Iterable[str] = (),
+        host_defaults: Mapping[str, HostSettings] | None = None,
     ) -> RegistryClient:
         """:func:`build_client` with these options."""
         return build_client(
             config,
             credentials=credentials,
+            host_defaults=host_defaults,
             endpoints=self.endpoints,
             verify=self.verify,
             insecure_registries=self.insecure_registries,

@@ -43,21 +43,21 @@ from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from bot.config import REQUEST_OPERATIONS
 from bot.registry.auth import normalize_host
 
-# Operations a registry request is one of; ECR counts each against its own API quota (in brackets):
-# https://docs.aws.amazon.com/AmazonECR/latest/userguide/service-quotas.html
-OPERATIONS = (
-    "manifest-read",  # GET/HEAD manifests (BatchGetImage)
-    "manifest-write",  # PUT manifests (PutImage)
-    "blob-check",  # HEAD blobs (BatchCheckLayerAvailability)
-    "blob-read",  # GET blobs (GetDownloadUrlForLayer)
-    "upload-start",  # POST blobs/uploads/, mounts too (InitiateLayerUpload)
-    "upload-part",  # PATCH an upload (UploadLayerPart)
-    "upload-complete",  # PUT an upload (CompleteLayerUpload)
-    "tag-list",  # GET tags/list (ListImages)
-    "other",  # /v2/, deletes, anything else
-)
+# Operations a registry request is one of (bot.config.REQUEST_OPERATIONS); ECR counts each against its own
+# API quota: https://docs.aws.amazon.com/AmazonECR/latest/userguide/service-quotas.html
+#   manifest-read    GET/HEAD manifests        BatchGetImage
+#   manifest-write   PUT manifests             PutImage
+#   blob-check       HEAD blobs                BatchCheckLayerAvailability
+#   blob-read        GET blobs                 GetDownloadUrlForLayer
+#   upload-start     POST blobs/uploads/       InitiateLayerUpload (mounts too)
+#   upload-part      PATCH an upload           UploadLayerPart
+#   upload-complete  PUT an upload             CompleteLayerUpload
+#   tag-list         GET tags/list             ListImages
+#   other            /v2/, deletes, the rest
+OPERATIONS = REQUEST_OPERATIONS
 
 DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_THROTTLE_ATTEMPTS = 12

@@ -16,7 +16,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
@@ -35,6 +35,7 @@ from bot.errors import AwsError
 from bot.github import actions
 from bot.registry.auth import Credentials, Login, normalize_host
 from bot.registry.client import RegistryClient
+from bot.registry.policy import HostSettings
 from bot.rules import Target
 
 if TYPE_CHECKING:
@@ -61,6 +62,12 @@ QUOTA_RATES: dict[str, float] = {
     "upload-part": 500.0,  # UploadLayerPart
     "upload-complete": 100.0,  # CompleteLayerUpload
 }
+
+
+def request_defaults(hosts: Iterable[str]) -> dict[str, HostSettings]:
+    """The request policy each ECR registry among ``hosts`` starts from: its documented rate quotas."""
+    return {host: HostSettings(rates=QUOTA_RATES) for host in hosts if parse_registry_host(host) is not None}
+
 
 # Tokens live 12 hours; one is replaced this long before it expires.
 REFRESH_MARGIN_SECONDS = 15 * 60
@@ -409,8 +416,9 @@ def open_target_client(args: argparse.Namespace, config: Config, *, log: TextIO 
     from bot.registry.factory import ClientOptions, allowed_hosts
 
     options = ClientOptions.from_args(args)
+    quotas = request_defaults(allowed_hosts(config))  # the target, and ECR sources
     if not is_ecr_target(config):
-        return TargetClient(options.build(config))
+        return TargetClient(options.build(config, host_defaults=quotas))
     ecr = Ecr(make_client(config), config.ecr, locate(config), log=log)
     login = ecr.login()  # fails early, naming the IAM action, before anything is copied
     host = config.target_registry
@@ -418,5 +426,5 @@ def open_target_client(args: argparse.Namespace, config: Config, *, log: TextIO 
         options = replace(options, endpoints={**options.endpoints, host: login.registry_url})
     # Source registries keep their credentials (docker config.json, REGISTRY_AUTH_<HOST>_* variables).
     base = Credentials.from_environment(hosts=allowed_hosts(config))
-    client = options.build(config, credentials=EcrCredentials(ecr, host, base))
+    client = options.build(config, credentials=EcrCredentials(ecr, host, base), host_defaults=quotas)
     return TargetClient(client, ecr)

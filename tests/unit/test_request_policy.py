@@ -11,6 +11,7 @@ from bot.config import parse_config
 from bot.errors import ConfigError
 from bot.registry.factory import host_policies
 from bot.registry.policy import HostPolicy, HostSettings, RequestPolicy, Tries, operation
+from bot.targets.ecr import request_defaults
 
 ECR = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 
@@ -124,7 +125,9 @@ def test_ecr_hosts_start_from_the_documented_quotas_and_the_config_overrides() -
             },
         }
     )
-    policies = host_policies(config, [ECR, "quay.io", "ghcr.io"])
+    hosts = [ECR, "quay.io", "ghcr.io"]
+    assert set(request_defaults(hosts)) == {ECR}
+    policies = host_policies(config, hosts, request_defaults(hosts))
     assert policies[ECR].rates["manifest-write"] == 10.0  # PutImage
     assert policies[ECR].max_attempts == 3
     assert policies["quay.io"] == HostSettings(
