@@ -18,6 +18,8 @@ import bot.commands
 from bot import __version__
 from bot.cancel import exit_if_signalled, forget_signal
 from bot.errors import BotError
+from bot.github import actions
+from bot.redact import announce_to, redact
 
 
 class _CommandModule(Protocol):
@@ -51,15 +53,21 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _mask(secret: str) -> None:
+    actions.mask(secret, sys.stdout)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     handler: Handler = args.handler
     forget_signal()
+    # In Actions every secret the run learns (a password, its base64 form, a minted token) is masked at once.
+    announce_to(_mask if actions.in_actions() else None)
     try:
         status = handler(args)
     except BotError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
         status = exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

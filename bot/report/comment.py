@@ -19,6 +19,7 @@ from jinja2 import FileSystemLoader, StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
+from bot.redact import redact
 from bot.report.markdown import escape_markdown
 from bot.report.summary import MAX_ROWS, MAX_SUMMARY_BYTES
 from bot.rewrite.kustomize import Use, image_entries, images_block
@@ -134,7 +135,7 @@ def render_report(
         "errors": result.error_count,
         "mirrored": sum(1 for line in result.lines if line.mirrored_at is not None),
     }
-    return _ENV.get_template("validate_pr.md.j2").render(context)
+    return redact(_ENV.get_template("validate_pr.md.j2").render(context))
 
 
 @dataclass(frozen=True, slots=True)
