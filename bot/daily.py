@@ -19,6 +19,7 @@ from bot.config import DailyConfig
 from bot.errors import BotError, ConfigError
 from bot.lists import Entry
 from bot.reference import DOCKER_HUB, Reference, fold_host, is_tag
+from bot.units import plural
 
 if TYPE_CHECKING:
     import requests
@@ -367,5 +368,5 @@ def limit_note(budget: PullBudget, deferred: Mapping[str, int]) -> str | None:
     left = ", ".join(f"{host}: {budget.remaining(host)} pulls left" for host in sorted(deferred))
     return (
         f"stopped before exhausting the pull limit ({left}; {budget.reserve} kept in reserve): "
-        f"{total} tags deferred to the next run"
+        f"{plural(total, 'tag')} deferred to the next run"
     )

@@ -18,8 +18,9 @@ from bot.errors import BotError
 from bot.lists import Entry, MirroredIndex
 from bot.reference import Reference
 from bot.registry.models import Platform
-from bot.registry.progress import Progress, human_bytes
+from bot.registry.progress import Progress
 from bot.rules import Mapper, Target
+from bot.units import binary_size
 
 if TYPE_CHECKING:  # the engine (and requests) loads when a sync runs, not when the CLI starts
     from bot.registry.client import RegistryClient
@@ -61,7 +62,7 @@ class ImageResult:
         if not self.ok:
             return f"FAILED  {self.source} -> {target}: {self.reason}"
         if self.copy is not None and self.copy.dry_run:
-            what = "up to date" if self.skipped else f"would copy {human_bytes(self.bytes_moved)}"
+            what = "up to date" if self.skipped else f"would copy {binary_size(self.bytes_moved)}"
             return f"DRY-RUN {self.source} -> {target}: {what}"
         if self.skipped:
             return f"OK      {self.source} -> {target}: already up to date ({self.target_digest})"
@@ -71,7 +72,7 @@ class ImageResult:
             if copy
             else ""
         )
-        return f"OK      {self.source} -> {target}: {human_bytes(self.bytes_moved)} moved{blobs} ({self.target_digest})"
+        return f"OK      {self.source} -> {target}: {binary_size(self.bytes_moved)} moved{blobs} ({self.target_digest})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +114,7 @@ class SyncReport:
         failed = f"{len(self.failed) - cancelled} failed" + (f", {cancelled} not done (cancelled)" if cancelled else "")
         lines.append(
             f"{images}: {len(self.succeeded)} ok ({skipped} already up to date), "
-            f"{failed}; {verb} {human_bytes(self.bytes_moved)}"
+            f"{failed}; {verb} {binary_size(self.bytes_moved)}"
         )
         return lines
 

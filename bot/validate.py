@@ -12,7 +12,6 @@ request cannot make the bot contact ``169.254.169.254`` or ``localhost``.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import json
 from collections import Counter
@@ -21,15 +20,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+from bot.checks import LineChecks, Verdict
 from bot.collisions import FIX as COLLISION_FIX
-from bot.collisions import PathClaims, RequestPaths, taken_path
+from bot.collisions import PathClaims
 from bot.config import DailyConfig, Limits
 from bot.daily import TagFilter
 from bot.errors import AuthError, BotError, MappingError, NotFound, Refusal
 from bot.lists import MAX_LIST_BYTES, Entry, ListKind, MirroredIndex, logical_lines, parse_list, too_large_message
 from bot.reference import Reference, is_tag
 from bot.rules import Mapper, Target
-from bot.units import clip_text, fit
+from bot.units import binary_size, clip_text, fit
 
 ERROR = "error"
 WARNING = "warning"
@@ -252,16 +252,12 @@ def _offline_checks(
     parsed = parse_list(change.head or b"", change.path, kind)
     entries = {entry.line: entry for entry in parsed.entries}
     problems = {problem.line: problem for problem in parsed.problems}
-    existing: dict[tuple[str, str, str | None, str | None], Entry] = {}
-    paths = RequestPaths(mapper)  # mirror paths the file's lines take, its older lines first
-    for listed in parsed.entries:
+    checks = LineChecks(kind, mapper, mirrored, claims)
+    for listed in parsed.entries:  # the file's older lines first: an added line is compared with them
         if listed.line not in added:
-            existing.setdefault(listed.ref.identity(), listed)
-            with contextlib.suppress(MappingError):
-                paths.clash(listed, taken_path(mapper.target(listed.ref), kind))
+            checks.listed(listed)
 
     works: list[_Work] = []
-    first_added: dict[tuple[str, str, str | None, str | None], Entry] = {}
     for line in logical_lines(head_text):
         if line.number not in added:
             continue
@@ -275,62 +271,54 @@ def _offline_checks(
             col = problem.col if problem is not None else line.col
             work.issues.append(Issue(message, _syntax_fix(kind), col=col))
             continue
-        work.result = replace(result, ref=entry.ref)
-        try:
-            target = mapper.target(entry.ref)
-        except MappingError as exc:
-            work.issues.append(Issue(exc.reason, _mapping_fix(exc), col=entry.col))
-            continue
-        if kind is ListKind.DAILY:
-            target = Target(target.registry, target.repository, None, None)
-        work.result = replace(work.result, target=target)
-
-        identity = entry.ref.identity()
-        twin = first_added.setdefault(identity, entry)
-        if twin is not entry:
-            work.issues.append(
-                Issue(
-                    f"duplicate of line {twin.line} of this pull request ({twin.text})",
-                    "remove this line",
-                    col=entry.col,
-                )
-            )
-            continue
-        before = existing.get(identity)
-        if before is not None:
-            work.issues.append(
-                Issue(
-                    f"already listed at {before.file}:{before.line} ({before.text})",
-                    "remove this line",
-                    col=entry.col,
-                )
-            )
-            continue
-        clash = paths.clash(entry, taken_path(target, kind))
-        recorded = clash is None and claims is not None
-        if recorded and claims is not None:
-            clash = claims.holder(entry.ref, taken_path(target, kind))
-            clash = None if clash is not None and clash.alias else clash  # aliases: the sync compares digests
-        if clash is not None:
-            work.issues.append(Issue(clash.message(target, recorded=recorded), COLLISION_FIX, col=entry.col))
-            continue
-        if kind is ListKind.REQUIRED:
-            done = mirrored.find(entry.ref)
-            if done is not None:
-                # The copy is where the listed spelling maps to (``nginx`` vs ``docker.io/library/nginx``).
-                with contextlib.suppress(MappingError):
-                    copied = mapper.target(done.ref)
-                    target = Target(copied.registry, copied.repository, target.tag, target.digest)
-                work.result = replace(work.result, target=target, mirrored_at=f"{done.file}:{done.line}")
-                work.issues.append(
-                    Issue(
-                        f"already mirrored at {target} ({done.file}:{done.line})",
-                        "nothing to do: pull from the mirror path; this line can be removed",
-                        severity=WARNING,
-                        col=entry.col,
-                    )
-                )
+        verdict = checks.check(entry)
+        work.result = replace(result, ref=entry.ref, target=verdict.path)
+        issue = _offline_issue(verdict, added, mapper)
+        if issue is not None:
+            work.issues.append(issue)
+        if verdict.mirrored is not None and issue is not None and verdict.path is not None:
+            done = verdict.mirrored
+            work.result = replace(work.result, target=_copied_at(verdict.path, done, mapper), mirrored_at=_where(done))
     return works
+
+
+def _offline_issue(verdict: Verdict, added: set[int], mapper: Mapper) -> Issue | None:
+    """The verdict of the offline checks as a pull request's line shows it: the reason and the fix."""
+    entry = verdict.entry
+    if verdict.duplicate is not None:
+        twin = verdict.duplicate
+        if twin.line in added:
+            return Issue(
+                f"duplicate of line {twin.line} of this pull request ({twin.text})", "remove this line", col=entry.col
+            )
+        return Issue(f"already listed at {_where(twin)} ({twin.text})", "remove this line", col=entry.col)
+    if verdict.refused is not None:
+        return Issue(verdict.refused.reason, _mapping_fix(verdict.refused), col=entry.col)
+    if verdict.clash is not None and verdict.path is not None:
+        message = verdict.clash.message(verdict.path, recorded=verdict.recorded)
+        return Issue(message, COLLISION_FIX, col=entry.col)
+    if verdict.mirrored is not None and verdict.path is not None:
+        done = verdict.mirrored
+        return Issue(
+            f"already mirrored at {_copied_at(verdict.path, done, mapper)} ({_where(done)})",
+            "nothing to do: pull from the mirror path; this line can be removed",
+            severity=WARNING,
+            col=entry.col,
+        )
+    return None
+
+
+def _copied_at(target: Target, done: Entry, mapper: Mapper) -> Target:
+    """Where the mirrored copy is: where the recorded spelling maps to (``nginx`` vs ``docker.io/library/nginx``)."""
+    try:
+        copied = mapper.target(done.ref)
+    except MappingError:
+        return target
+    return Target(copied.registry, copied.repository, target.tag, target.digest)
+
+
+def _where(entry: Entry) -> str:
+    return f"{entry.file}:{entry.line}"
 
 
 def _online_check(
@@ -385,8 +373,8 @@ def _online_check(
     if facts.size > limits.max_image_bytes:
         work.issues.append(
             Issue(
-                f"the image is {_gib(facts.size)} compressed, over the limit of {_gib(limits.max_image_bytes)} "
-                "per image (limits.max_image_bytes)",
+                f"the image is {binary_size(facts.size)} compressed, over the limit of "
+                f"{binary_size(limits.max_image_bytes)} per image (limits.max_image_bytes)",
                 "mirror a smaller tag, or ask the maintainers to raise limits.max_image_bytes in mirror/config.yml",
                 col=col,
                 limit="limits.max_image_bytes",
@@ -409,17 +397,13 @@ def _pull_request_issues(lines: tuple[LineResult, ...], limits: Limits) -> tuple
     if total > limits.max_pr_bytes:
         issues.append(
             Issue(
-                f"the new images add up to {_gib(total)} compressed, over the limit of {_gib(limits.max_pr_bytes)} "
-                "per pull request (limits.max_pr_bytes)",
+                f"the new images add up to {binary_size(total)} compressed, over the limit of "
+                f"{binary_size(limits.max_pr_bytes)} per pull request (limits.max_pr_bytes)",
                 "split the request into several pull requests, merged one after the other",
                 limit="limits.max_pr_bytes",
             )
         )
     return tuple(issues)
-
-
-def _gib(count: int) -> str:
-    return f"{count / 1024**3:.2f} GiB"
 
 
 def _syntax_fix(kind: ListKind) -> str:

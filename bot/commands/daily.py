@@ -33,6 +33,7 @@ from bot.rules import Mapper
 from bot.shard import ALL
 from bot.sync import sync
 from bot.targets.ecr import TargetClient, open_target_client
+from bot.units import plural
 
 DEFAULT_RESERVE = 10
 
@@ -180,4 +181,7 @@ def _unique(refs: Iterable[Reference]) -> list[Reference]:
 def _describe(plan: RepositoryPlan) -> str:
     if plan.error is not None:
         return f"FAILED  {plan.repository}: {plan.error}"
-    return f"{plan.repository}: {plan.tags} tags upstream, {len(plan.selected)} selected, {len(plan.copy)} new or moved"
+    return (
+        f"{plan.repository}: {plural(plan.tags, 'tag')} upstream, {len(plan.selected)} selected, "
+        f"{len(plan.copy)} new or moved"
+    )

@@ -30,6 +30,7 @@ from bot.lists import DAILY_LIST, MIRRORED_LIST, REQUIRED_LIST, ListKind, Mirror
 from bot.reference import Reference
 from bot.report.comment import MARKER, Summary, render_comment, render_summary
 from bot.rules import Mapper
+from bot.units import plural
 from bot.validate import (
     DEFAULT_WORKERS,
     ImageFacts,
@@ -196,8 +197,8 @@ def report(result: ValidationResult, default_file: str) -> Summary:
                 file=default_file,
             )
         )
-    status = "ok" if result.ok else f"{result.error_count} errors"
-    print(f"validate-pr: {len(result.lines)} added lines checked: {status}", file=sys.stderr)
+    status = "ok" if result.ok else plural(result.error_count, "error")
+    print(f"validate-pr: {plural(len(result.lines), 'added line')} checked: {status}", file=sys.stderr)
     summary = render_summary(result)
     actions.append_summary(summary.markdown)
     return summary
