@@ -98,6 +98,14 @@ class EcrConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ReferrersConfig:
+    """Signatures, attestations, SBOMs and other artifacts that refer to an image are copied with it."""
+
+    copy: bool = True
+    artifact_types: tuple[str, ...] = ()  # fnmatch patterns; empty: every artifact type
+
+
+@dataclass(frozen=True, slots=True)
 class WebhookConfig:
     """The mutating admission webhook: which images it rewrites and who opts out."""
 
@@ -133,6 +141,9 @@ class Config:
     ecr: EcrConfig = field(default_factory=EcrConfig)
     webhook: WebhookConfig = field(default_factory=WebhookConfig)
     transfer: TransferConfig = field(default_factory=TransferConfig)
+    referrers: ReferrersConfig = field(default_factory=ReferrersConfig)
+    # ``host`` or ``host/repository`` patterns (fnmatch) of images that must carry a signature upstream
+    require_signature: tuple[str, ...] = ()
     source: str = "built-in defaults"
     # Where target.registry came from ("FILE: target.registry", "--registry"); None: the built-in default.
     target_from: str | None = None
@@ -197,6 +208,7 @@ def parse_config(data: object, source: str = "config") -> Config:
     ecr = top.section("ecr")
     webhook = top.section("webhook")
     transfer = top.section("transfer")
+    referrers = top.section("referrers")
     defaults = Config()
     target_host, _ = _location(target.string("registry", DEFAULT_TARGET_REGISTRY), "target.registry", source)
     target_from = f"{source}: target.registry" if target.data.get("registry") is not None else None
@@ -240,10 +252,15 @@ def parse_config(data: object, source: str = "config") -> Config:
             opt_out_key=webhook.string("opt_out_key", defaults.webhook.opt_out_key),
         ),
         transfer=_transfer(transfer, defaults.transfer),
+        referrers=ReferrersConfig(
+            copy=referrers.boolean("copy", True),
+            artifact_types=tuple(referrers.strings("artifact_types")),
+        ),
+        require_signature=tuple(top.strings("require_signature")),
         source=source,
         target_from=target_from,
     )
-    for section in (top, target, limits, daily, ecr, webhook, transfer):
+    for section in (top, target, limits, daily, ecr, webhook, transfer, referrers):
         section.reject_unknown()
     return config
 

@@ -19,6 +19,7 @@ from bot.config import DailyConfig
 from bot.errors import BotError, ConfigError
 from bot.lists import Entry
 from bot.reference import DOCKER_HUB, Reference, fold_host, is_tag
+from bot.registry.artifacts import is_referrer_tag
 from bot.units import plural
 
 if TYPE_CHECKING:
@@ -111,8 +112,10 @@ class TagFilter:
         return None
 
     def wanted(self, tag: str) -> bool:
-        """Every rule but ``newest``: skip words, include/exclude patterns, the version range."""
-        if self.skipped_word(tag) is not None:
+        """Every rule but ``newest``: skip words, include/exclude patterns, the version range. A tag that attaches
+        something to an image (``sha256-<hex>``, ``*.sig``, ``*.att``, ``*.sbom``) is never a release; such
+        artifacts travel with the image they belong to."""
+        if is_referrer_tag(tag) or self.skipped_word(tag) is not None:
             return False
         if self.include and not any(pattern.search(tag) for pattern in self.include):
             return False

@@ -28,6 +28,7 @@ from bot.daily import TagFilter
 from bot.errors import AuthError, BotError, MappingError, NotFound, Refusal
 from bot.lists import MAX_LIST_BYTES, Entry, ListKind, MirroredIndex, logical_lines, parse_list, too_large_message
 from bot.reference import Reference, is_tag
+from bot.registry.artifacts import count_phrase
 from bot.rules import Mapper, Target
 from bot.units import binary_size, clip_text, fit
 
@@ -47,6 +48,13 @@ class ImageFacts:
     digest: str
     platforms: tuple[str, ...]
     size: int  # compressed bytes: manifests' config and layers, every platform
+    kind: str = "image"  # or Helm chart, SBOM, signature, attestation, artifact
+    signed: bool | None = None  # a cosign signature tag or a signature referrer upstream; None: not looked at
+    attached: tuple[str, ...] = ()  # kinds of what is attached upstream, one per artifact
+
+    @property
+    def is_image(self) -> bool:
+        return self.kind == "image"
 
 
 class Upstream(Protocol):
@@ -136,6 +144,7 @@ class ValidationResult:
     issues: tuple[Issue, ...]  # about the pull request as a whole
     limits: Limits
     files: tuple[str, ...] = ()
+    offline: bool = False  # no upstream registry was asked: no platforms, sizes or daily tag counts
 
     @property
     def ok(self) -> bool:
@@ -194,14 +203,20 @@ def validate_changes(
     changes: Iterable[ListChange],
     *,
     mapper: Mapper,
-    upstream: Upstream,
+    upstream: Upstream | None,
     limits: Limits,
     mirrored: MirroredIndex,
     claims: PathClaims | None = None,
     daily: DailyConfig | None = None,
     workers: int = DEFAULT_WORKERS,
+    require_signature: tuple[str, ...] = (),
 ) -> ValidationResult:
-    """Check every line the pull request adds; see the module docstring for the order of checks."""
+    """Check every line the pull request adds; see the module docstring for the order of checks.
+
+    ``require_signature`` patterns (``host`` or ``host/repository``) name images that must carry a signature
+    upstream; an unsigned one is an error. ``upstream=None`` runs the offline checks alone (a preview without
+    network or credentials).
+    """
     tag_filter = TagFilter.from_config(daily or DailyConfig())
     works: list[_Work] = []
     files: list[str] = []
@@ -227,6 +242,8 @@ def validate_changes(
     budget = max(limits.max_new_lines, 1) * UPSTREAM_LINE_FACTOR
     online = [work for work in works if work.entry is not None and not work.issues and work.result.target is not None]
     online = [work for work in online if work.result.mirrored_at is None]
+    if upstream is None:
+        online = []
     checked, skipped = online[:budget], online[budget:]
     for work in skipped:
         work.issues.append(
@@ -235,12 +252,16 @@ def validate_changes(
                 f"split the request into pull requests of at most {limits.max_new_lines} lines",
             )
         )
-    if checked:
+    if checked and upstream is not None:
+        source = upstream
         with ThreadPoolExecutor(max_workers=max(1, min(workers, len(checked))), thread_name_prefix="validate") as pool:
-            list(pool.map(lambda work: _online_check(work, upstream, limits, mirrored, tag_filter), checked))
+            list(pool.map(lambda work: _online_check(work, source, limits, mirrored, tag_filter), checked))
+        for work in checked:
+            _signature_check(work, require_signature)
 
     lines = tuple(replace(work.result, issues=tuple(work.issues)) for work in works)
-    return ValidationResult(lines, (*refused, *_pull_request_issues(lines, limits)), limits, tuple(files))
+    issues = (*refused, *_pull_request_issues(lines, limits))
+    return ValidationResult(lines, issues, limits, tuple(files), offline=upstream is None)
 
 
 def _offline_checks(
@@ -382,6 +403,27 @@ def _online_check(
         )
 
 
+def _signature_check(work: _Work, patterns: tuple[str, ...]) -> None:
+    """An image a ``require_signature`` pattern covers must carry a signature upstream."""
+    from bot.registry.referrers import required_by
+
+    facts, ref = work.result.facts, work.result.ref
+    if facts is None or ref is None or facts.signed is not False:
+        return
+    pattern = required_by(patterns, ref.canonical_name)
+    if pattern is None:
+        return
+    work.issues.append(
+        Issue(
+            f"the upstream image carries no signature (no cosign signature tag, no signature referrer), and "
+            f"images of {pattern} must be signed (require_signature in mirror/config.yml)",
+            "request a tag its publishers signed (cosign sign), or ask the maintainers to drop the pattern "
+            "from require_signature",
+            col=work.result.col,
+        )
+    )
+
+
 def _pull_request_issues(lines: tuple[LineResult, ...], limits: Limits) -> tuple[Issue, ...]:
     issues = []
     if len(lines) > limits.max_new_lines:
@@ -458,6 +500,9 @@ def _line_json(line: LineResult) -> dict[str, object]:
         "target": None if line.target is None else clip(str(line.target)),
         "digest": None if line.facts is None else line.facts.digest,
         "platforms": [] if line.facts is None else list(line.facts.platforms),
+        "kind": None if line.facts is None else line.facts.kind,
+        "signed": None if line.facts is None else line.facts.signed,
+        "attached": None if line.facts is None else count_phrase(line.facts.attached),
         "size": line.size,
         "mirrored_at": line.mirrored_at,
         "tags_to_copy": line.tags_to_copy,

@@ -7,6 +7,7 @@ import functools
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.cancel import Cancellation, cancellation, report_not_done
 from bot.collisions import PathClaims
@@ -26,7 +27,7 @@ from bot.github import actions
 from bot.lists import DAILY_LIST, ListKind, read_list
 from bot.recording import RunLog, finish
 from bot.reference import Reference
-from bot.registry.factory import platforms_from_args
+from bot.registry.factory import platforms_from_args, referrer_policy
 from bot.registry.progress import Progress
 from bot.report.summary import FAILED, Row
 from bot.rules import Mapper
@@ -34,6 +35,9 @@ from bot.shard import ALL
 from bot.sync import sync
 from bot.targets.ecr import TargetClient, open_target_client
 from bot.units import plural
+
+if TYPE_CHECKING:
+    from bot.registry.referrers import ReferrerPolicy
 
 DEFAULT_RESERVE = 10
 
@@ -84,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
             target.client.transport.on_response = budget.observe
             target.client.transport.cancel_on(cancel.event)  # retry waits while listing tags end at a cancel
             daily = _Copier(args, mapper, target, cancel, PathClaims(mirrored, mapper))
+            daily.referrers = referrer_policy(args, config)
             daily.log.failures.extend((f"{p.file}:{p.line}", p.message) for p in listing.problems if p.is_error)
             for repository in repositories:
                 if cancel.requested:  # not even listed: its new tags are for the next run
@@ -142,6 +147,7 @@ class _Copier:
         self.progress = Progress.for_stream(sys.stderr)
         self.log = RunLog()
         self.not_done: list[str] = []  # images and repositories a cancellation left undone
+        self.referrers: ReferrerPolicy | None = None
 
     def failed(self, repository: Reference, reason: str) -> None:
         self.log.rows.append(Row(str(repository), "-", result=FAILED, detail=reason))
@@ -160,6 +166,7 @@ class _Copier:
             prepare=self.target.prepare,
             cancel=self.cancel.event,
             claims=self.claims,
+            referrers=self.referrers,
         )
         for result in report.results:
             print(actions.safe_line(result.describe()))
