@@ -17,10 +17,11 @@ from collections.abc import Callable
 REDACTED = "REDACTED"
 _MIN_SECRET = 4  # shorter strings would blank out ordinary words
 
-# A credential looks like one: a digit, a base64 or token68 sign, or both cases (``realm`` or ``required`` is
-# no credential, so "Basic realm=..." and "basic auth required" stay readable).
+# A credential looks like one: a digit, a base64 or token68 sign, or both cases, and is no ``name="`` of a
+# challenge (so "Bearer realm=\"...\"" and "basic auth required" stay readable).
 _CREDENTIAL_SHAPE = (
-    r"(?=[A-Za-z]*[0-9+/._~-]|[a-z]*[A-Z]+[a-z]|[A-Z]*[a-z]+[A-Z])[A-Za-z0-9._~+/-]{4,}=*(?![A-Za-z0-9._~+/=\"-])"
+    r"(?![A-Za-z]+=\")(?=[A-Za-z]*[0-9+/._~-]|[a-z]*[A-Z]+[a-z]|[A-Z]*[a-z]+[A-Z])[A-Za-z0-9._~+/-]{4,}=*"
+    r"(?![A-Za-z0-9._~+/=-])"
 )
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # An Authorization header's value: the scheme, then a token68 (RFC 7235).
@@ -29,11 +30,12 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*\.?[A-Za-z0-9_-]*"), REDACTED),  # a JWT
     (
         re.compile(
-            r"(?i)(\"?\b(?:password|passwd|secret|token|access_token|refresh_token|authorization)\b\"?"
-            r"\s*[:=]\s*\"?)(?!REDACTED|(?i:basic|bearer)\s|AWS:)[^\s\"',&;}]+"
+            r"(?i)([\"']?\b(?:password|passwd|secret|token|access_token|refresh_token|authorization)\b[\"']?"
+            r"\s*[:=]\s*[\"']?)(?!REDACTED|(?i:basic|bearer)\s|AWS:)[^\s\"',&;}]+"
         ),
         r"\1" + REDACTED,
     ),
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]+@"), r"\1"),  # user info in a URL
 )
 
 
