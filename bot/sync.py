@@ -18,12 +18,14 @@ from bot.errors import BotError
 from bot.lists import Entry, MirroredIndex
 from bot.reference import Reference
 from bot.registry.models import Platform
-from bot.registry.progress import Progress, human_bytes
+from bot.registry.progress import Progress
 from bot.rules import Mapper, Target
+from bot.units import binary_size
 
 if TYPE_CHECKING:  # the engine (and requests) loads when a sync runs, not when the CLI starts
     from bot.registry.client import RegistryClient
     from bot.registry.copy import CopyResult, ImageLocation
+    from bot.registry.referrers import AttachedReport, ReferrerPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +51,11 @@ class ImageResult:
     cancelled: bool = False
 
     @property
+    def attached(self) -> AttachedReport | None:
+        """What the image is and the signatures, attestations and SBOMs copied with it (``None``: not looked at)."""
+        return self.copy.attached if self.copy is not None else None
+
+    @property
     def pinned_source(self) -> str:
         """``source-ref@sha256:...``: the line ``mirrored-images.txt`` records for this image."""
         digest = self.source_digest or self.source.digest
@@ -61,17 +68,19 @@ class ImageResult:
         if not self.ok:
             return f"FAILED  {self.source} -> {target}: {self.reason}"
         if self.copy is not None and self.copy.dry_run:
-            what = "up to date" if self.skipped else f"would copy {human_bytes(self.bytes_moved)}"
+            what = "up to date" if self.skipped else f"would copy {binary_size(self.bytes_moved)}"
             return f"DRY-RUN {self.source} -> {target}: {what}"
+        extra = self.attached.note() if self.attached is not None else ""
         if self.skipped:
-            return f"OK      {self.source} -> {target}: already up to date ({self.target_digest})"
+            return f"OK      {self.source} -> {target}: already up to date ({self.target_digest}){extra}"
         copy = self.copy
         blobs = (
             f", blobs {copy.blobs_copied} copied / {copy.blobs_mounted} mounted / {copy.blobs_skipped} present"
             if copy
             else ""
         )
-        return f"OK      {self.source} -> {target}: {human_bytes(self.bytes_moved)} moved{blobs} ({self.target_digest})"
+        moved = f"{binary_size(self.bytes_moved)} moved{blobs}"
+        return f"OK      {self.source} -> {target}: {moved} ({self.target_digest}){extra}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +122,7 @@ class SyncReport:
         failed = f"{len(self.failed) - cancelled} failed" + (f", {cancelled} not done (cancelled)" if cancelled else "")
         lines.append(
             f"{images}: {len(self.succeeded)} ok ({skipped} already up to date), "
-            f"{failed}; {verb} {human_bytes(self.bytes_moved)}"
+            f"{failed}; {verb} {binary_size(self.bytes_moved)}"
         )
         return lines
 
@@ -130,8 +139,12 @@ def sync(
     prepare: Callable[[Target], None] | None = None,
     cancel: threading.Event | None = None,
     claims: PathClaims | None = None,
+    referrers: ReferrerPolicy | None = None,
 ) -> SyncReport:
     """Copy every entry to ``mapper.target(entry)``; one failing image never stops the others.
+
+    With ``referrers`` whose ``copy`` is on, what refers to each image (signatures, attestations, SBOMs) comes
+    with it (see :mod:`bot.registry.referrers`).
 
     ``prepare`` runs for each target that needs a push (e.g. create the ECR repository), after HEAD requests
     have shown that the source exists and the target lacks it, and before anything is pushed; it may run in
@@ -147,6 +160,7 @@ def sync(
     upstream digest is the one recorded there (declared aliases), pinned to that digest; else it is refused.
     """
     from bot.registry.copy import Copier, ImageLocation
+    from bot.registry.referrers import Referrers
 
     results: dict[int, ImageResult] = {}
     jobs: list[tuple[int, Reference, Target]] = []
@@ -187,18 +201,29 @@ def sync(
 
     hook = prepare_target if prepare is not None else None
     if cancel is not None:
-        client.transport.cancel_on(cancel)
-    with Copier(
-        client, concurrency=concurrency, progress=progress, dry_run=dry_run, prepare=hook, cancel=cancel
-    ) as copier:
-        pairs = [
-            (
-                ImageLocation.from_reference(ref).with_digest(pins.get(index, ref.digest)),
-                ImageLocation.from_target(target),
-            )
-            for index, ref, target in jobs
-        ]
-        outcomes = copier.copy_many(pairs, platforms)
+        client.cancel_on(cancel)
+    carrier = Referrers(referrers, concurrency=concurrency) if referrers is not None and referrers.copy else None
+    try:
+        with Copier(
+            client,
+            concurrency=concurrency,
+            progress=progress,
+            dry_run=dry_run,
+            prepare=hook,
+            cancel=cancel,
+            attach=carrier.attach if carrier is not None else None,
+        ) as copier:
+            pairs = [
+                (
+                    ImageLocation.from_reference(ref).with_digest(pins.get(index, ref.digest)),
+                    ImageLocation.from_target(target),
+                )
+                for index, ref, target in jobs
+            ]
+            outcomes = copier.copy_many(pairs, platforms)
+    finally:
+        if carrier is not None:
+            carrier.close()
     if progress is not None:
         progress.finish()
 
@@ -309,7 +334,7 @@ def pending(
     requests go to the copy list, where a cancelled copy does not start).
     """
     if cancel is not None:
-        client.transport.cancel_on(cancel)  # a backoff wait between retries ends when the run is cancelled
+        client.cancel_on(cancel)  # a backoff wait between retries ends when the run is cancelled
     unique: dict[tuple[str, str, str | None, str | None], Reference] = {}
     for ref in refs:
         unique.setdefault(ref.identity(), ref)

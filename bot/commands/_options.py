@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
-from bot.config import Config, load_config
+from bot.config import DEFAULT_TARGET_REGISTRY, Config, find_config, load_config
+from bot.errors import ConfigError
+
+# The one environment variable of config discovery (between --config and mirror/config.yml).
+CONFIG_ENV = "MIRROR_CONFIG"
 
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -14,7 +19,8 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         metavar="FILE",
-        help="config file (default: mirror/config.yml when it exists, else built-in defaults)",
+        help=f"config file (default: ${CONFIG_ENV}, else mirror/config.yml in the current directory or in the root "
+        "of the git repository it is in, else built-in defaults)",
     )
     parser.add_argument(
         "--registry",
@@ -24,8 +30,21 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def config_from_args(args: argparse.Namespace) -> Config:
-    config = load_config(args.config)
-    if args.registry:
+def config_from_args(args: argparse.Namespace, *, needs_target: str | None = None) -> Config:
+    """The config ``--config``, ``$MIRROR_CONFIG`` or discovery names, with ``--registry`` applied.
+
+    ``needs_target`` names a command that writes mirror paths into workloads: it refuses to run with the
+    built-in target (the original service's account, which the user most likely cannot pull from).
+    """
+    path = find_config(args.config, os.environ.get(CONFIG_ENV))
+    config = load_config(path) if path is not None else Config()
+    if getattr(args, "registry", None):
         config = config.with_target_registry(args.registry)
+    if needs_target is not None and config.target_from is None:
+        raise ConfigError(
+            f"{needs_target}: no target registry is configured ({config.source} leaves target.registry unset), "
+            f"and the built-in {DEFAULT_TARGET_REGISTRY} is the original service's account; pass --registry "
+            f"HOST[/PREFIX], set target.registry in mirror/config.yml, or name a config file with --config or "
+            f"{CONFIG_ENV}"
+        )
     return config

@@ -12,6 +12,7 @@ from bot.commands._options import add_config_options, config_from_args
 from bot.github import actions
 from bot.lists import DAILY_LIST, MIRRORED_LIST, REQUIRED_LIST, ListKind, MirroredIndex, read_list
 from bot.rules import Mapper
+from bot.units import plural
 
 DEFAULT_FILES = (REQUIRED_LIST, DAILY_LIST)
 
@@ -71,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     errors = len(result.errors)
     warnings = len(result.problems) - errors
     print(
-        f"checked {len(lists)} files: {len(result.entries)} entries, {errors} errors, {warnings} warnings",
+        f"checked {plural(len(lists), 'file')}: {plural(len(result.entries), 'entry', 'entries')}, "
+        f"{plural(errors, 'error')}, {plural(warnings, 'warning')}",
         file=sys.stderr,
     )
     return 1 if errors else 0

@@ -13,7 +13,7 @@ from bot.errors import UsageError
 from bot.github import actions
 from bot.lists import REQUIRED_LIST, Entry, ListKind, MirroredIndex, read_list
 from bot.recording import RunLog, finish
-from bot.registry.factory import platforms_from_args
+from bot.registry.factory import platforms_from_args, referrer_policy
 from bot.registry.progress import Progress
 from bot.rules import Mapper
 from bot.shard import ALL
@@ -86,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
                 prepare=target.prepare,
                 cancel=cancel.event,
                 claims=PathClaims(recorded_entries, mapper),
+                referrers=referrer_policy(args, config),
             )
             combined = SyncReport((*unchanged, *report.results), report.dry_run)
             for result in combined.results:

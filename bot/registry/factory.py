@@ -17,6 +17,7 @@ from bot.rules import Mapper
 
 if TYPE_CHECKING:  # requests loads only when a command builds a client
     from bot.registry.client import RegistryClient
+    from bot.registry.referrers import ReferrerPolicy
     from bot.registry.transfer import TransferSettings
 
 # Seconds a registry may stay silent mid-response before the try fails and is retried: long enough for a
@@ -141,6 +142,13 @@ def add_registry_options(parser: argparse.ArgumentParser) -> None:
         help="send requests for HOST to URL instead, e.g. a registry mirror or a test registry",
     )
     parser.add_argument(
+        "--referrers",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="copy the signatures, attestations, SBOMs and other artifacts that refer to each image (default: "
+        "referrers.copy in the config, on unless it says false)",
+    )
+    parser.add_argument(
         "--timeout",
         type=float,
         default=DEFAULT_TIMEOUT,
@@ -228,3 +236,12 @@ class ClientOptions:
 
 def client_from_args(args: argparse.Namespace, config: Config, extra_hosts: Iterable[str] = ()) -> RegistryClient:
     return ClientOptions.from_args(args).build(config, extra_hosts=extra_hosts)
+
+
+def referrer_policy(args: argparse.Namespace, config: Config) -> ReferrerPolicy:
+    """What to carry along with each image: the config's ``referrers:`` and ``require_signature:``, with
+    ``--referrers`` / ``--no-referrers`` overriding ``referrers.copy`` for this run."""
+    from bot.registry.referrers import ReferrerPolicy
+
+    enabled = config.referrers.copy if args.referrers is None else bool(args.referrers)
+    return ReferrerPolicy(enabled, config.referrers.artifact_types, config.require_signature)

@@ -19,6 +19,8 @@ from jinja2 import FileSystemLoader, StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
+from bot.redact import redact
+from bot.registry.artifacts import count_phrase
 from bot.report.markdown import escape_markdown
 from bot.report.summary import MAX_ROWS, MAX_SUMMARY_BYTES
 from bot.rewrite.kustomize import Use, image_entries, images_block
@@ -66,7 +68,8 @@ def _icon(issue: Issue) -> Markup:
     return _trusted("❌" if issue.is_error else "⚠️")
 
 
-def human_size(count: int | None) -> str:
+def _size(count: int | None) -> str:
+    """The template's ``size`` filter: :func:`bot.units.binary_size`, or ``-`` when unknown."""
     if count is None:
         return "-"
     return _trusted(binary_size(count))
@@ -84,8 +87,9 @@ def _environment() -> SandboxedEnvironment:
     )
     env.filters["code"] = _code
     env.filters["raw_ref"] = _raw_ref
-    env.filters["size"] = human_size
+    env.filters["size"] = _size
     env.filters["icon"] = _icon
+    env.filters["attached"] = count_phrase
     return env
 
 
@@ -120,7 +124,15 @@ def render_report(
     rows = result.lines[:limit]
     # Problems and pull lines of the rows shown, every one of them (a line may have several problems).
     problems = [(line, issue) for line in rows for issue in line.issues]
-    pullable = [line for line in rows if line.ok and line.target is not None and line.kind.value == "required"]
+    # A Helm chart, an SBOM or a signature is no image to pull: it gets no docker pull line.
+    pullable = [
+        line
+        for line in rows
+        if line.ok
+        and line.target is not None
+        and line.kind.value == "required"
+        and (line.facts is None or line.facts.is_image)
+    ]
     context = {
         "marker": _trusted(MARKER if marker else ""),
         "result": result,
@@ -133,8 +145,9 @@ def render_report(
         "head_sha": head_sha,
         "errors": result.error_count,
         "mirrored": sum(1 for line in result.lines if line.mirrored_at is not None),
+        "new_images": sum(1 for line in result.lines if line.is_new_image),
     }
-    return _ENV.get_template("validate_pr.md.j2").render(context)
+    return redact(_ENV.get_template("validate_pr.md.j2").render(context))
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from bot.registry.auth import Credentials
 from bot.registry.factory import build_client
 from bot.rules import Mapper, Target
 from bot.sync import pending, sync
+from bot.units import binary_size
 from tests.harness.images import get_manifest, get_manifest_digest, list_repositories, push_image
 from tests.harness.proxy import CountingProxy
 from tests.harness.registry import RegistryFactory, RegistryServer
@@ -93,7 +94,7 @@ def test_sync_dry_run_changes_nothing(
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert f"DRY-RUN {source.host}/library/web:1.0 -> {target.host}/src/library/web:1.0: would copy" in out
-    assert f"would move {image.blob_bytes / 1000:.1f} kB" in out
+    assert f"would move {binary_size(image.blob_bytes)}" in out
     assert list_repositories(target) == set()
 
 
