@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 from collections.abc import Callable, Sequence
@@ -18,6 +19,7 @@ import bot.commands
 from bot import __version__
 from bot.cancel import exit_if_signalled, forget_signal
 from bot.errors import BotError
+from bot.settings import Settings
 
 
 class _CommandModule(Protocol):
@@ -54,6 +56,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(argv)
     args = parser.parse_args(argv)
+    # The environment is read here, once; commands pass what they need of it down.
+    args.settings = Settings.from_environ(os.environ)
     handler: Handler = args.handler
     forget_signal()
     try:
