@@ -19,9 +19,9 @@ import bot.commands
 from bot import __version__, debug
 from bot.cancel import exit_if_signalled, forget_signal
 from bot.errors import BotError
-from bot.settings import Settings
+from bot.settings import DEBUG_ENV, Settings
 
-DEBUG_HELP = f"print the traceback of a failure and a log of requests (secrets removed); also {debug.DEBUG_ENV}=1"
+DEBUG_HELP = f"print the traceback of a failure and a log of requests (secrets removed); also {DEBUG_ENV}=1"
 
 
 class _CommandModule(Protocol):
@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.settings = Settings.from_environ(os.environ)
     handler: Handler = args.handler
     forget_signal()
-    log = debug.enable() if debug.wanted(args.debug or args.debug_here, os.environ) else None
+    log = debug.enable() if debug.wanted(args.debug or args.debug_here, args.settings) else None
     try:
         status = handler(args)
     except BotError as exc:

@@ -11,6 +11,10 @@ from dataclasses import dataclass, field
 
 # A config file to use instead of discovering mirror/config.yml (after --config).
 CONFIG_ENV = "MIRROR_CONFIG"
+# Debug output (bot/debug.py): this variable set to a true word, or GitHub's RUNNER_DEBUG=1 (a re-run with
+# debug logging).
+DEBUG_ENV = "MIRROR_DEBUG"
+_TRUE = frozenset({"1", "true", "yes", "on"})
 # Registry credentials: ``MIRROR_AUTH_<HOST>_USERNAME`` / ``_PASSWORD`` (see bot/registry/auth.py).
 REGISTRY_AUTH_PREFIX = "MIRROR_AUTH_"
 
@@ -20,6 +24,7 @@ class Settings:
     """The environment of a run. Secrets are left out of ``repr``."""
 
     config_path: str = ""  # MIRROR_CONFIG
+    debug: bool = False  # MIRROR_DEBUG or RUNNER_DEBUG
     in_actions: bool = False  # GITHUB_ACTIONS=true: the runner reads workflow commands from the log
     github_repository: str = ""  # GITHUB_REPOSITORY, owner/name
     github_token: str = field(default="", repr=False)  # GITHUB_TOKEN
@@ -35,6 +40,7 @@ class Settings:
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
         return cls(
             config_path=environ.get(CONFIG_ENV, ""),
+            debug=environ.get(DEBUG_ENV, "").lower() in _TRUE or environ.get("RUNNER_DEBUG") == "1",
             in_actions=environ.get("GITHUB_ACTIONS") == "true",
             github_repository=environ.get("GITHUB_REPOSITORY", ""),
             github_token=environ.get("GITHUB_TOKEN", ""),
