@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TextIO
 
+from bot.redact import redact
 from bot.settings import Settings
 
 
@@ -37,7 +38,7 @@ def safe_line(value: str) -> str:
     whitespace) becomes ``:%3A``, and ``##[`` becomes ``##%5B``. Any other ``%`` stays as written: only a
     workflow command's data is decoded, and people read this line.
     """
-    value = _CONTROL.sub(lambda match: f"%{ord(match.group()):02X}", value).replace("##[", "##%5B")
+    value = _CONTROL.sub(lambda match: f"%{ord(match.group()):02X}", redact(value)).replace("##[", "##%5B")
     body = value.lstrip()
     if body.startswith("::"):
         value = value[: len(value) - len(body)] + ":%3A" + body[2:]
@@ -64,9 +65,9 @@ def annotation(
     if col is not None:
         props.append(f"col={col}")
     if title is not None:
-        props.append(f"title={escape_property(title)}")
+        props.append(f"title={escape_property(redact(title))}")
     prefix = f"::{level} {','.join(props)}" if props else f"::{level}"
-    return f"{prefix}::{escape_data(message)}"
+    return f"{prefix}::{escape_data(redact(message))}"
 
 
 # GitHub shows the first 10 error and the first 10 warning annotations of a step (and 50 of a job); the rest
@@ -115,7 +116,7 @@ def set_output(name: str, value: str, settings: Settings) -> None:
         return
     delimiter = f"ghadelimiter_{secrets.token_hex(16)}"
     with Path(path).open("a", encoding="utf-8") as handle:
-        handle.write(f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
+        handle.write(f"{name}<<{delimiter}\n{redact(value)}\n{delimiter}\n")
 
 
 def append_summary(markdown: str, settings: Settings) -> None:
@@ -124,4 +125,4 @@ def append_summary(markdown: str, settings: Settings) -> None:
     if not path:
         return
     with Path(path).open("a", encoding="utf-8") as handle:
-        handle.write(markdown.rstrip("\n") + "\n")
+        handle.write(redact(markdown).rstrip("\n") + "\n")

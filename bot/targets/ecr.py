@@ -33,6 +33,7 @@ from botocore.exceptions import (  # type: ignore[import-untyped]
 from bot.config import Config, EcrConfig
 from bot.errors import AwsError
 from bot.github import actions
+from bot.redact import remember
 from bot.registry.auth import Credentials, Login, normalize_host
 from bot.registry.client import RegistryClient
 from bot.rules import Target
@@ -193,6 +194,7 @@ class Ecr:
             raise AwsError("ecr:GetAuthorizationToken returned a token that is not base64 'user:password'") from exc
         if in_actions:
             actions.mask(password, self.log)
+        remember(token, password, announce=False)  # masked just now; never shown
         registry_url = self.location.registry_url or item.get("proxyEndpoint") or self._derived_url()
         if not registry_url:
             raise AwsError("ECR named no registry endpoint; set ecr.registry_url in mirror/config.yml")

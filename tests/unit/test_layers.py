@@ -26,6 +26,7 @@ CORE = frozenset(
         "bot.config",
         "bot.errors",
         "bot.lists",
+        "bot.redact",
         "bot.reference",
         "bot.rules",
         "bot.settings",
