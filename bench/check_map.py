@@ -52,6 +52,7 @@ def timed(tree: Path, argv: list[str], cwd: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", type=Path, required=True, help="another checkout of the bot")
+    parser.add_argument("--after", type=Path, default=HERE, help="the checkout to compare (default: this one)")
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -61,7 +62,7 @@ def main() -> None:
             "check": ["check"],
             "map": ["map", "--registry", REGISTRY, *refs],
         }
-        trees = {"before": args.before.resolve(), "after": HERE}
+        trees = {"before": args.before.resolve(), "after": args.after.resolve()}
         best = {(name, tree): float("inf") for name in commands for tree in trees}
         for _ in range(args.runs):
             for name, argv in commands.items():
