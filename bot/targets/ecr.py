@@ -142,12 +142,14 @@ class Ecr:
         *,
         log: TextIO | None = None,
         clock: Callable[[], float] = time.time,
+        mask: bool = False,
     ) -> None:
         self.client = client
         self.settings = settings
         self.location = location
         self.log = sys.stdout if log is None else log
         self.clock = clock
+        self.mask = mask  # ask the Actions runner to hide the token (only a runner reads ::add-mask::)
         self._login: RegistryLogin | None = None
         self._fetched_at = 0.0
         self._lock = threading.Lock()
@@ -183,7 +185,7 @@ class Ecr:
         item = data[0]
         token = item["authorizationToken"]
         # Only the Actions runner reads ::add-mask::; anywhere else the command would print the secret itself.
-        in_actions = actions.in_actions()
+        in_actions = self.mask
         if in_actions:
             actions.mask(token, self.log)
         try:
@@ -398,12 +400,12 @@ def open_target_client(args: argparse.Namespace, config: Config, *, log: TextIO 
     options = ClientOptions.from_args(args)
     if not is_ecr_target(config):
         return TargetClient(options.build(config))
-    ecr = Ecr(make_client(config), config.ecr, locate(config), log=log)
+    ecr = Ecr(make_client(config), config.ecr, locate(config), log=log, mask=args.settings.in_actions)
     login = ecr.login()  # fails early, naming the IAM action, before anything is copied
     host = config.target_registry
     if normalize_host(host) not in {normalize_host(name) for name in options.endpoints}:
         options = replace(options, endpoints={**options.endpoints, host: login.registry_url})
     # Source registries keep their credentials (docker config.json, REGISTRY_AUTH_<HOST>_* variables).
-    base = Credentials.from_environment(hosts=allowed_hosts(config))
+    base = Credentials.from_environment(options.environ, hosts=allowed_hosts(config))
     client = options.build(config, credentials=EcrCredentials(ecr, host, base))
     return TargetClient(client, ecr)
