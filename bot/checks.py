@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from bot.errors import MappingError
+from bot.errors import MappingError, TargetNameError
 from bot.lists import Entry, ListFile, ListKind, MirroredIndex, Problem
 from bot.rules import Mapper, Target
 
@@ -43,6 +43,9 @@ def check_lists(lists: Iterable[ListFile], mapper: Mapper, mirrored: MirroredInd
                 continue
             try:
                 target = mapper.target(entry.ref)
+            except TargetNameError as exc:
+                problems.append(Problem(entry.file, entry.line, name_column(entry, exc), exc.message))
+                continue
             except MappingError as exc:
                 problems.append(_problem(entry, exc.message))
                 continue
@@ -59,6 +62,16 @@ def check_lists(lists: Iterable[ListFile], mapper: Mapper, mirrored: MirroredInd
                     )
     problems.sort(key=lambda problem: (problem.file, problem.line, problem.col))
     return CheckResult(tuple(checked), tuple(problems))
+
+
+def name_column(entry: Entry, exc: TargetNameError) -> int:
+    """The column of the part of ``entry`` that a target naming rule refused (its tag, else its start)."""
+    tag = entry.ref.tag
+    if exc.part == "tag" and tag:
+        at = entry.text.rfind(f":{tag}")
+        if at >= 0:
+            return entry.col + at + 1
+    return entry.col
 
 
 def _where(entry: Entry) -> str:

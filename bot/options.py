@@ -1,4 +1,8 @@
-"""Options shared by several sub-commands."""
+"""Options shared by several sub-commands, read from argv into typed values.
+
+This is the edge: the registry layer and the target kinds take :class:`~bot.registry.factory.ClientOptions`
+and the config, never an ``argparse.Namespace``.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,9 @@ import argparse
 from pathlib import Path
 
 from bot.config import Config, load_config
+from bot.errors import UsageError
+from bot.registry.factory import DEFAULT_TIMEOUT, ClientOptions
+from bot.registry.models import Platform
 
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -29,3 +36,90 @@ def config_from_args(args: argparse.Namespace) -> Config:
     if args.registry:
         config = config.with_target_registry(args.registry)
     return config
+
+
+def add_registry_options(parser: argparse.ArgumentParser) -> None:
+    """Options every command that talks to registries shares."""
+    parser.add_argument(
+        "--platform",
+        action="append",
+        default=None,
+        metavar="OS/ARCH[/VARIANT]",
+        help="copy only these platforms (repeat or separate with commas); default: every platform, digest-exact",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=8,
+        metavar="N",
+        help="images and blobs transferred at once (default: %(default)s)",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="say what would be copied and how many bytes")
+    parser.add_argument(
+        "--insecure-registry",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="speak plain HTTP to this registry (loopback registries always are)",
+    )
+    parser.add_argument(
+        "--ca-bundle",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="CA certificates to verify registries' TLS with (default: the system's)",
+    )
+    parser.add_argument(
+        "--endpoint",
+        action="append",
+        default=[],
+        metavar="HOST=URL",
+        help="send requests for HOST to URL instead, e.g. a registry mirror or a test registry",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help="give up a try when a registry sends nothing for this long, mid-answer or before it; the try is "
+        "retried, so a stalled registry costs a bounded time, never a hang; a blob transfer that averages under "
+        "1 KiB/s over this long is retried too (default: %(default)g)",
+    )
+
+
+def platforms_from_args(args: argparse.Namespace) -> tuple[Platform, ...] | None:
+    if not args.platform:
+        return None
+    result: list[Platform] = []
+    for value in args.platform:
+        for item in value.split(","):
+            try:
+                result.append(Platform.parse(item))
+            except ValueError as exc:
+                raise UsageError(f"--platform: {exc}") from None
+    return tuple(result)
+
+
+def client_options(args: argparse.Namespace) -> ClientOptions:
+    """``--endpoint HOST=URL``, ``--ca-bundle``, ``--insecure-registry``, ``--concurrency`` and
+    ``--timeout``, checked."""
+    if args.concurrency < 1:
+        raise UsageError("--concurrency must be 1 or more")
+    timeout = float(args.timeout)
+    if not 0 < timeout <= 3600:  # also refuses nan
+        raise UsageError(f"--timeout {timeout:g}: give a number of seconds above 0 and at most 3600")
+    endpoints: dict[str, str] = {}
+    for item in args.endpoint:
+        host, sep, url = item.partition("=")
+        if not sep or not host or not url.startswith(("http://", "https://")):
+            raise UsageError(f"--endpoint {item!r}: write HOST=URL, e.g. registry.example=https://127.0.0.1:5443")
+        endpoints[host] = url
+    if args.ca_bundle is not None and not args.ca_bundle.is_file():
+        raise UsageError(f"--ca-bundle {args.ca_bundle}: no such file")
+    return ClientOptions(
+        endpoints=endpoints,
+        verify=str(args.ca_bundle) if args.ca_bundle else True,
+        insecure_registries=tuple(args.insecure_registry),
+        concurrency=args.concurrency,
+        timeout=timeout,
+    )

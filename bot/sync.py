@@ -13,10 +13,10 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bot.errors import BotError
+from bot.errors import BotError, Failure
 from bot.lists import Entry, MirroredIndex
 from bot.reference import Reference
-from bot.registry.models import Platform
+from bot.registry.models import MOUNT_ANY, Platform
 from bot.registry.progress import Progress, human_bytes
 from bot.rules import Mapper, Target
 
@@ -46,6 +46,7 @@ class ImageResult:
     platforms: tuple[Platform, ...] = ()
     copy: CopyResult | None = None
     cancelled: bool = False
+    failure: Failure | None = None  # why the copy failed, as data (the target kind explains it)
 
     @property
     def pinned_source(self) -> str:
@@ -128,12 +129,14 @@ def sync(
     progress: Progress | None = None,
     prepare: Callable[[Target], None] | None = None,
     cancel: threading.Event | None = None,
+    mount_policy: str = MOUNT_ANY,
 ) -> SyncReport:
     """Copy every entry to ``mapper.target(entry)``; one failing image never stops the others.
 
     ``prepare`` runs for each target that needs a push (e.g. create the ECR repository), after HEAD requests
     have shown that the source exists and the target lacks it, and before anything is pushed; it may run in
-    several threads at once. When it raises a :class:`BotError` that image fails with its message. Duplicate
+    several threads at once. When it raises a :class:`BotError` that image fails with its message.
+    ``mount_policy`` says which blobs the target registry mounts (see :class:`~bot.registry.copy.Copier`). Duplicate
     entries (any spelling of the same image) are copied once.
 
     Once ``cancel`` is set no further image starts and transfers in flight are abandoned (see
@@ -162,13 +165,21 @@ def sync(
 
     def prepare_target(location: ImageLocation) -> None:
         assert prepare is not None
-        prepare(by_location[(location.host, location.repository)])
+        # The image's own tag: several tags of one repository share the entry of ``by_location``.
+        target = by_location[(location.host, location.repository)]
+        prepare(Target(target.registry, target.repository, location.tag, location.digest))
 
     hook = prepare_target if prepare is not None else None
     if cancel is not None:
         client.transport.cancel_on(cancel)
     with Copier(
-        client, concurrency=concurrency, progress=progress, dry_run=dry_run, prepare=hook, cancel=cancel
+        client,
+        concurrency=concurrency,
+        progress=progress,
+        dry_run=dry_run,
+        prepare=hook,
+        cancel=cancel,
+        mount_policy=mount_policy,
     ) as copier:
         pairs = [(ImageLocation.from_reference(ref), ImageLocation.from_target(target)) for _, ref, target in jobs]
         outcomes = copier.copy_many(pairs, platforms)
@@ -181,7 +192,8 @@ def sync(
             results[index] = ImageResult(ref, target, False, CANCELLED, cancelled=True)
             continue
         if copy is None:
-            results[index] = ImageResult(ref, target, False, _without_own_name(outcome.error, ref, outcome.source))
+            reason = _without_own_name(outcome.error, ref, outcome.source)
+            results[index] = ImageResult(ref, target, False, reason, failure=outcome.failure)
             continue
         verified = False
         reason = None

@@ -21,9 +21,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+from bot.checks import name_column
 from bot.config import DailyConfig, Limits
 from bot.daily import TagFilter
-from bot.errors import AuthError, BotError, MappingError, NotFound
+from bot.errors import AuthError, BotError, MappingError, NotFound, TargetNameError
 from bot.lists import MAX_LIST_BYTES, Entry, ListKind, MirroredIndex, logical_lines, parse_list, too_large_message
 from bot.reference import Reference
 from bot.rules import Mapper, Target
@@ -270,6 +271,9 @@ def _offline_checks(change: ListChange, mapper: Mapper, mirrored: MirroredIndex)
         work.result = replace(result, ref=entry.ref)
         try:
             target = mapper.target(entry.ref)
+        except TargetNameError as exc:
+            work.issues.append(Issue(exc.detail, exc.fix, col=name_column(entry, exc)))
+            continue
         except MappingError as exc:
             work.issues.append(Issue(_strip_ref(exc.message, entry), _mapping_fix(exc.message), col=entry.col))
             continue

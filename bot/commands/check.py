@@ -10,7 +10,7 @@ from bot.checks import check_lists
 from bot.github import actions
 from bot.lists import ListKind, MirroredIndex, read_list
 from bot.options import add_config_options, config_from_args
-from bot.rules import Mapper
+from bot.targets import mapper_for
 
 MIRROR_DIR = Path("mirror")
 DEFAULT_FILES = ("required-images.txt", "required-images-daily.txt")
@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    mapper = Mapper(config_from_args(args))
+    mapper = mapper_for(config_from_args(args))
     files: list[Path] = args.files or [MIRROR_DIR / name for name in DEFAULT_FILES]
     lists = [read_list(path, missing_ok=not args.files) for path in files]
     # A FILE that is the mirrored list itself is read once, or each of its lines would duplicate itself.

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 
-from bot.options import add_config_options, config_from_args
-from bot.registry.factory import add_registry_options, client_from_args, platforms_from_args
+from bot.config import Config, EcrConfig
+from bot.errors import BotError, CopyError, Failure
+from bot.options import add_config_options, add_registry_options, client_options, config_from_args, platforms_from_args
+from bot.registry.auth import normalize_host
 from bot.registry.progress import Progress, human_bytes
+from bot.rules import Target
+from bot.targets import open_target
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -16,7 +21,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="copy one image between two registries",
         description="Copy SRC to DST with every platform (or --platform), manifests byte for byte so the "
         "digest stays the same. Blobs the target has are skipped; an image already at the target is "
-        "detected with HEAD requests alone. Only the two registries named are contacted.",
+        "detected with HEAD requests alone. Only the two registries named are contacted. Into ECR the bot "
+        "logs in, creates the repository and uses the config's ecr: settings when DST is the target registry.",
     )
     parser.add_argument("src", metavar="SRC", help="source image, e.g. docker.io/library/nginx:1.25")
     parser.add_argument("dst", metavar="DST", help="target image, e.g. registry.example.com/mirror/nginx:1.25")
@@ -31,15 +37,33 @@ def run(args: argparse.Namespace) -> int:
     src = ImageLocation.parse(args.src)
     dst = ImageLocation.parse(args.dst)
     platforms = platforms_from_args(args)
-    config = config_from_args(args)
+    config = _target_config(config_from_args(args), dst.host)
     progress = Progress.for_stream(sys.stderr)
+
+    def prepare(location: ImageLocation) -> None:
+        target.prepare(Target(location.host, location.repository, location.tag, location.digest))
+
     with (
-        client_from_args(args, config, extra_hosts=(src.host, dst.host)) as client,
-        Copier(client, concurrency=args.concurrency, progress=progress, dry_run=args.dry_run) as copier,
+        open_target(config, client_options(args), extra_hosts=(src.host, dst.host)) as target,
+        Copier(
+            target.client,
+            concurrency=args.concurrency,
+            progress=progress,
+            dry_run=args.dry_run,
+            prepare=prepare,
+            mount_policy=target.mount_policy,
+        ) as copier,
     ):
         progress.add_images(1)
-        result = copier.copy(src, dst, platforms)
-        progress.image_done()
+        try:
+            result = copier.copy(src, dst, platforms)
+        except BotError as exc:
+            hint = target.explain(Failure.of(exc))
+            if hint is None:
+                raise
+            raise CopyError(f"{exc} ({hint})") from exc
+        finally:
+            progress.image_done()
     if result.bytes_moved or not result.skipped:
         progress.finish()
     if result.skipped:
@@ -56,3 +80,12 @@ def run(args: argparse.Namespace) -> int:
             f"blobs {result.blobs_copied} copied / {result.blobs_mounted} mounted / {result.blobs_skipped} present"
         )
     return 0
+
+
+def _target_config(config: Config, host: str) -> Config:
+    """The config with ``host`` as its target: as it is when ``host`` is the configured target (its ``ecr:``
+    settings apply), else with the target's ``ecr:`` settings dropped (they name another registry)."""
+    if normalize_host(host) == normalize_host(config.target_registry):
+        return config
+    ecr = EcrConfig(sources=config.ecr.sources)
+    return replace(config.with_target_registry(host), ecr=ecr)

@@ -21,15 +21,15 @@ from bot.daily import (
 from bot.errors import MappingError
 from bot.github import actions
 from bot.lists import ListKind, read_list
+from bot.options import client_options, platforms_from_args
 from bot.recording import RunLog, add_run_options, finish, run_config
 from bot.reference import Reference
-from bot.registry.factory import platforms_from_args
 from bot.registry.progress import Progress
 from bot.report.summary import FAILED, Row
 from bot.rules import Mapper
 from bot.shard import ALL
 from bot.sync import sync
-from bot.targets.ecr import TargetClient, open_target_client
+from bot.targets import TargetSession, mapper_for, open_target
 
 DEFAULT_LIST = Path("mirror/required-images-daily.txt")
 DEFAULT_RESERVE = 10
@@ -65,7 +65,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     config = run_config(args)
-    mapper = Mapper(config)
+    mapper = mapper_for(config)
     tag_filter = TagFilter.from_config(config.daily, source=config.source)
     shard = args.shard or ALL
     listing = read_list(args.list, ListKind.DAILY)
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     budget = PullBudget(args.reserve)
     deferred: dict[str, int] = {}
     with cancellation() as cancel:
-        with open_target_client(args, config) as target:
+        with open_target(config, client_options(args)) as target:
             target.client.transport.on_response = budget.observe
             target.client.transport.cancel_on(cancel.event)  # retry waits while listing tags end at a cancel
             daily = _Copier(args, mapper, target, cancel)
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
 class _Copier:
     """Copies chosen tags of one repository at a time and logs rows, verified images and failures."""
 
-    def __init__(self, args: argparse.Namespace, mapper: Mapper, target: TargetClient, cancel: Cancellation) -> None:
+    def __init__(self, args: argparse.Namespace, mapper: Mapper, target: TargetSession, cancel: Cancellation) -> None:
         self.args = args
         self.mapper = mapper
         self.target = target
@@ -139,6 +139,7 @@ class _Copier:
             concurrency=self.args.concurrency,
             progress=self.progress,
             prepare=self.target.prepare,
+            mount_policy=self.target.mount_policy,
             cancel=self.cancel.event,
         )
         for result in report.results:

@@ -10,13 +10,12 @@ from bot.cancel import cancellation, report_not_done
 from bot.errors import UsageError
 from bot.github import actions
 from bot.lists import Entry, ListKind, MirroredIndex, read_list
+from bot.options import client_options, platforms_from_args
 from bot.recording import RunLog, add_run_options, finish, run_config
-from bot.registry.factory import platforms_from_args
 from bot.registry.progress import Progress
-from bot.rules import Mapper
 from bot.shard import ALL
 from bot.sync import SyncReport, pending, sync
-from bot.targets.ecr import open_target_client
+from bot.targets import mapper_for, open_target
 
 DEFAULT_LIST = Path("mirror/required-images.txt")
 
@@ -60,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     config = run_config(args)
     if args.target:
         config = config.with_target_registry(args.target)
-    mapper = Mapper(config)
+    mapper = mapper_for(config)
     platforms = platforms_from_args(args)
     shard = args.shard or ALL
     status = 0
@@ -79,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     mirrored = MirroredIndex(() if args.all else read_list(args.mirrored, ListKind.MIRRORED, missing_ok=True).entries)
     progress = Progress.for_stream(sys.stderr)
     with cancellation() as cancel:
-        with open_target_client(args, config) as target:
+        with open_target(config, client_options(args)) as target:
             refs = [entry.ref for entry in entries]
             copy, unchanged = pending(refs, mirrored, mapper, target.client, args.concurrency, cancel=cancel.event)
             report = sync(
@@ -91,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
                 concurrency=args.concurrency,
                 progress=progress,
                 prepare=target.prepare,
+                mount_policy=target.mount_policy,
                 cancel=cancel.event,
             )
             combined = SyncReport((*unchanged, *report.results), report.dry_run)

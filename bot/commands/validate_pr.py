@@ -27,7 +27,7 @@ from bot.lists import ListKind, MirroredIndex, read_list
 from bot.options import add_config_options, config_from_args
 from bot.reference import Reference
 from bot.report.comment import MARKER, Summary, render_comment, render_summary
-from bot.rules import Mapper
+from bot.targets import mapper_for
 from bot.validate import (
     DEFAULT_WORKERS,
     ImageFacts,
@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     with build_client(config, concurrency=args.workers) as client:
         result = validate_changes(
             changes,
-            mapper=Mapper(config),
+            mapper=mapper_for(config),
             upstream=RegistryUpstream(client),
             limits=config.limits,
             mirrored=MirroredIndex(mirrored.entries),

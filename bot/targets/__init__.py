@@ -1,1 +1,79 @@
-"""Target registry kinds: how each logs in, names repositories and prepares them."""
+"""Target registry kinds: how each names, logs in, prepares repositories and explains refusals.
+
+This is the one place that decides which kind a config's target is. Commands that write open the target
+through :func:`open_target`; ``check``, ``validate-pr`` and ``map`` ask :func:`kind_for` for its naming rules.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, TextIO
+
+from bot.config import Config
+from bot.rules import Mapper
+from bot.targets.base import NameProblem, TargetKind, TargetSession
+from bot.targets.ecr import SOURCE_READ_ACTIONS, EcrLogins, EcrTarget, is_ecr_target, parse_registry_host
+from bot.targets.oci import OciTarget
+
+if TYPE_CHECKING:
+    from bot.registry.auth import Credentials
+    from bot.registry.factory import ClientOptions
+
+__all__ = [
+    "NameProblem",
+    "TargetKind",
+    "TargetSession",
+    "kind_for",
+    "mapper_for",
+    "open_target",
+    "registry_credentials",
+]
+
+
+def kind_for(config: Config) -> TargetKind:
+    """The kind of the config's target registry."""
+    if is_ecr_target(config):
+        return EcrTarget(config)
+    return OciTarget(config)
+
+
+def mapper_for(config: Config) -> Mapper:
+    """The config's path rules with its target's naming rules: a path the target cannot hold is refused when
+    mapped (``check``, ``validate-pr``, ``map``), not after a push."""
+    return Mapper(config, naming=kind_for(config).name_problem)
+
+
+def registry_credentials(config: Config, extra_hosts: Iterable[str] = (), *, log: TextIO | None = None) -> Credentials:
+    """The logins of every registry a run may contact: docker config.json and ``MIRROR_AUTH_<HOST>_*``, and
+    a token minted with boto3 for each private ECR source (``ecr.sources``)."""
+    from bot.registry.auth import Credentials
+    from bot.registry.factory import allowed_hosts
+
+    hosts = allowed_hosts(config, extra_hosts)
+    base = Credentials.from_environment(hosts=hosts)
+    if not any(parse_registry_host(host) for host in hosts):
+        return base
+    return EcrLogins(base, config.ecr.sources, log=log)
+
+
+def open_target(
+    config: Config, options: ClientOptions, *, extra_hosts: Iterable[str] = (), log: TextIO | None = None
+) -> TargetSession:
+    """Log in to the target (and the sources) and return the session every writing command copies through."""
+    credentials = registry_credentials(config, extra_hosts, log=log)
+    return kind_for(config).open(options, credentials, extra_hosts=extra_hosts, log=log)
+
+
+def source_credentials_missing(config: Config, environ: Mapping[str, str] | None = None) -> str | None:
+    """What is missing to read private ECR sources (offline: settings and environment only), or ``None``."""
+    environ = os.environ if environ is None else environ
+    if config.ecr.sources.configured:
+        return None
+    if any(environ.get(name) for name in ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE")):
+        return None
+    return (
+        "no AWS credentials for private ECR sources: set ecr.sources.profile or ecr.sources.role_arn in "
+        "mirror/config.yml, or give the job AWS credentials (aws-actions/configure-aws-credentials); the identity "
+        "needs " + ", ".join(SOURCE_READ_ACTIONS)
+    )
