@@ -1,4 +1,4 @@
-"""Command line: ``python -m bot <command>``.
+"""Command line: ``python -m bot <command>``, or the console command ``image-mirror <command>``.
 
 Each module in :mod:`bot.commands` adds one sub-command through its ``register`` function. This is the one
 place that catches :class:`~bot.errors.BotError` and turns it into a readable message and an exit status.
@@ -11,6 +11,7 @@ import importlib
 import pkgutil
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Protocol
 
 import bot.commands
@@ -28,7 +29,8 @@ Handler = Callable[[argparse.Namespace], int]
 
 def _command_modules(argv: Sequence[str] | None) -> list[str]:
     """Every command module, or only the one ``argv`` names: start-up then imports just what it needs."""
-    names = sorted(info.name for info in pkgutil.iter_modules(bot.commands.__path__))
+    # A module whose name starts with "_" holds helpers of several commands, not a command.
+    names = sorted(info.name for info in pkgutil.iter_modules(bot.commands.__path__) if not info.name.startswith("_"))
     words = [word for word in (sys.argv[1:] if argv is None else argv) if not word.startswith("-")]
     if words and words[0].replace("-", "_") in names:
         return [words[0].replace("-", "_")]
@@ -37,7 +39,8 @@ def _command_modules(argv: Sequence[str] | None) -> list[str]:
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m bot",
+        # The console script says its own name; `python -m bot` otherwise.
+        prog="image-mirror" if Path(sys.argv[0]).name == "image-mirror" else "python -m bot",
         description="Mirror public container images into a private registry, driven by list files.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")

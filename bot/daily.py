@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from bot.config import DailyConfig
 from bot.errors import BotError, ConfigError
 from bot.lists import Entry
-from bot.reference import DOCKER_HUB, DOCKER_HUB_ALIASES, Reference
+from bot.reference import DOCKER_HUB, DOCKER_HUB_ALIASES, Reference, is_tag
 
 if TYPE_CHECKING:
     import requests
@@ -266,13 +266,18 @@ def _budget_key(host: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class RepositoryPlan:
-    """One daily repository: how many tags upstream has, the selection, and the tags to copy."""
+    """One daily repository: how many tags upstream has, the selection, and the tags to copy.
+
+    ``refused`` holds tags of the registry's answer that the reference grammar does not allow (``../x``,
+    ``a/b``, CR/LF): they are reported, never selected, never sent in a request.
+    """
 
     repository: Reference
     tags: int = 0
     selected: tuple[str, ...] = ()
     copy: tuple[TagPlan, ...] = ()
     error: str | None = None
+    refused: tuple[str, ...] = ()
 
     def references(self, plans: Iterable[TagPlan] | None = None) -> list[Reference]:
         """Source references ``repository:tag``, spelled as the daily list spells the repository."""
@@ -304,7 +309,9 @@ def plan_repository(
     selected tag (plus the registry's auth handshake).
     """
     try:
-        tags = client.list_tags(repository.host, repository.repository, page_size)
+        listed = client.list_tags(repository.host, repository.repository, page_size)
+        tags = [tag for tag in listed if is_tag(tag)]
+        refused = tuple(dict.fromkeys(tag for tag in listed if not is_tag(tag)))
         selected = tag_filter.select(tags)
         pinned = pinned_tags(repository, mirrored)
         upstream: dict[str, str | None] = {}
@@ -314,7 +321,19 @@ def plan_repository(
                 upstream[tag] = found.digest if found is not None else None
     except BotError as exc:
         return RepositoryPlan(repository, error=str(exc))
-    return RepositoryPlan(repository, len(tags), tuple(selected), tuple(plan_tags(selected, upstream, pinned)))
+    return RepositoryPlan(
+        repository, len(tags), tuple(selected), tuple(plan_tags(selected, upstream, pinned)), refused=refused
+    )
+
+
+def refused_tags_note(repository: Reference, refused: Sequence[str], shown: int = 3) -> str:
+    """The warning for tags a registry listed that are not tags at all (never requested, never copied)."""
+    names = ", ".join(repr(tag[:80]) for tag in refused[:shown])
+    more = f" and {len(refused) - shown} more" if len(refused) > shown else ""
+    return (
+        f"{repository}: the registry listed {len(refused)} tag{'s' if len(refused) != 1 else ''} that the image "
+        f"reference grammar does not allow ({names}{more}); skipped, nothing was requested with them"
+    )
 
 
 def copy_within_budget(

@@ -8,6 +8,7 @@ status; everything else raises.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from urllib.parse import urlsplit
 
 
@@ -49,23 +50,42 @@ class InvalidReference(BotError):
         super().__init__(f"invalid image reference {text!r} at column {column}: {reason}")
 
 
+class Refusal(Enum):
+    """Why the path rules refuse a reference."""
+
+    NOT_ALLOWED = "not allowed"  # no rule covers its registry or its path
+    DENIED = "denied"  # on the config's deny list
+    NOT_IN_MIRROR = "not in the mirror"  # a mirror path no rule produces (reversing a target)
+    TARGET_NAME = "the target cannot hold its name"  # a naming rule of the target registry (ECR's pattern)
+
+
 class MappingError(BotError):
-    """A valid reference that the path rules do not allow to be mirrored (unknown or denied registry)."""
+    """A valid reference that the path rules do not allow to be mirrored (unknown or denied registry).
+
+    ``reference`` is the reference as written, ``reason`` says why without repeating it, and ``refusal`` is the
+    kind of refusal; the message is ``"reference: reason"``.
+    """
+
+    def __init__(self, reason: str, *, reference: str = "", refusal: Refusal = Refusal.NOT_ALLOWED) -> None:
+        self.reference = reference
+        self.reason = reason
+        self.refusal = refusal
+        super().__init__(f"{reference}: {reason}" if reference else reason)
 
 
 class TargetNameError(MappingError):
     """A reference whose mirror path the target registry cannot hold (ECR's repository name pattern, a length).
 
     ``rule`` names the target's rule; ``part`` is ``"repository"`` or ``"tag"``, the part of the reference at
-    fault, so a list problem can point its column there; ``detail`` is what is wrong without the reference,
-    ``fix`` how to fix it (the message holds all three).
+    fault, so a list problem can point its column there; ``detail`` says what is wrong and ``fix`` how to fix
+    it (``reason`` holds both).
     """
 
-    def __init__(self, message: str, *, rule: str, part: str, detail: str, fix: str) -> None:
-        super().__init__(message)
+    def __init__(self, detail: str, *, reference: str, rule: str, part: str, fix: str) -> None:
+        super().__init__(f"{detail}; {fix}", reference=reference, refusal=Refusal.TARGET_NAME)
+        self.detail = detail
         self.rule = rule
         self.part = part
-        self.detail = detail
         self.fix = fix
 
 

@@ -25,6 +25,11 @@ from pathlib import Path
 from bot.errors import InvalidReference, ListFileError
 from bot.reference import Reference, parse_reference
 
+# Where the lists live in a checkout, relative to its root (the working directory of a run).
+MIRROR_DIR = Path("mirror")
+REQUIRED_LIST = MIRROR_DIR / "required-images.txt"
+DAILY_LIST = MIRROR_DIR / "required-images-daily.txt"
+MIRRORED_LIST = MIRROR_DIR / "mirrored-images.txt"
 # About 100 000 mirrored images; a bigger list is a mistake or an attack, and is refused before it is read.
 MAX_LIST_BYTES = 16 * 1024 * 1024
 _COMMENT = re.compile(r"(?:^|[ \t])#")

@@ -1,87 +1,29 @@
 """How a copying run ends: the mirrored list, the job summary and the commit, or a results file of a shard.
 
 ``sync``, ``daily`` and ``merge-results`` all end in :func:`record` (or :func:`finish`), so an unsharded run and
-a merge of shards write the list, the summary and the commit the same way. The options those commands share
-live here too.
+a merge of shards write the list, the summary and the commit the same way.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.config import Config
-from bot.errors import Failure, GitHubError, ListFileError, UsageError
+from bot.errors import Failure, GitHubError, ListFileError
 from bot.github import actions
 from bot.github.commit import commit_file, repository_from_environment
 from bot.lists import locked, write_atomically
-from bot.options import add_config_options, add_registry_options, config_from_args
 from bot.reference import Reference
 from bot.report.summary import Row, render, row_for
-from bot.shard import Results, Shard, merge_mirrored, merge_results, parse_shard, write_results
+from bot.shard import Results, Shard, merge_mirrored, merge_results, write_results
 
 if TYPE_CHECKING:
     from bot.sync import ImageResult
 
-DEFAULT_MIRRORED = Path("mirror/mirrored-images.txt")
 MAX_LISTED = 30
-
-
-def add_record_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--mirrored",
-        type=Path,
-        default=DEFAULT_MIRRORED,
-        metavar="FILE",
-        help="the mirrored list to update (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--commit",
-        action="store_true",
-        help="commit the updated list to the default branch through the GitHub API (needs GITHUB_TOKEN, "
-        "GITHUB_REPOSITORY; a protected branch gets a pull request instead)",
-    )
-
-
-def add_run_options(parser: argparse.ArgumentParser) -> None:
-    """Options of the commands that copy (``sync``, ``daily``): recording, committing, sharding, the registries
-    and the config."""
-    add_record_options(parser)
-    parser.add_argument(
-        "--shard",
-        type=_shard_argument,
-        default=None,
-        metavar="K/N",
-        help="handle only the repositories of shard K of N (1-based; every tag of a repository stays on one "
-        "shard); use with --results and merge the files with 'merge-results'",
-    )
-    parser.add_argument(
-        "--results",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="write what this run verified and what failed to FILE (JSON) instead of updating the mirrored list",
-    )
-    add_registry_options(parser)
-    add_config_options(parser)
-
-
-def run_config(args: argparse.Namespace) -> Config:
-    """The config of a copying run, after refusing option combinations before anything is copied."""
-    if args.commit and args.results is not None:
-        raise UsageError("--commit and --results do not go together: commit once with 'merge-results --commit'")
-    return config_from_args(args)
-
-
-def _shard_argument(text: str) -> Shard:
-    try:
-        return parse_shard(text)
-    except UsageError as exc:
-        raise argparse.ArgumentTypeError(exc.message.removeprefix(f"--shard {text!r}: ")) from None
 
 
 @dataclass
@@ -110,14 +52,14 @@ class RunLog:
         return Results(command, shard, tuple(self.verified), tuple(self.rows), tuple(notes), tuple(self.failures))
 
 
-def finish(results: Results, args: argparse.Namespace, title: str) -> int:
+def finish(results: Results, *, results_file: Path | None, mirrored: Path, commit: bool, title: str) -> int:
     """End a copying run: a results file for ``merge-results``, or the mirrored list, summary and commit."""
-    if args.results is None:
-        return record([results], mirrored=args.mirrored, commit=args.commit, title=title)
-    write_results(args.results, results)
+    if results_file is None:
+        return record([results], mirrored=mirrored, commit=commit, title=title)
+    write_results(results_file, results)
     for image, reason in results.failures:
         print(actions.safe_line(f"FAILED {image}: {reason}"), file=sys.stderr)
-    print(f"{args.results}: {len(results.mirrored)} verified images, {len(results.failures)} failures")
+    print(f"{results_file}: {len(results.mirrored)} verified images, {len(results.failures)} failures")
     actions.append_summary(render(f"{title} (shard {results.shard})", results.rows, results.notes))
     return 1 if results.failures else 0
 

@@ -385,6 +385,11 @@ def is_digest(value: str) -> bool:
     return True
 
 
+def is_tag(value: str) -> bool:
+    """True for a tag the reference grammar allows (``[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}``)."""
+    return len(value) <= MAX_TAG_LENGTH and _TAG.fullmatch(value) is not None
+
+
 def split_location(text: str) -> tuple[str, str]:
     """Split ``host[:port][/path/prefix]`` (a registry, optionally with a path prefix) into host and prefix.
 

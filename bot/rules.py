@@ -14,7 +14,7 @@ from fnmatch import fnmatchcase
 
 from bot.addresses import internal_kind
 from bot.config import Config, Rule
-from bot.errors import MappingError, TargetNameError
+from bot.errors import MappingError, Refusal, TargetNameError
 from bot.reference import DOCKER_HUB, DOCKER_HUB_ALIASES, Reference, format_reference, parse_reference
 
 
@@ -105,7 +105,7 @@ class Mapper:
             if best is None or len(rule.prefix) > len(best.prefix):
                 best = rule
         if best is None:
-            raise MappingError(self._unknown_registry_message(ref))
+            raise MappingError(self._unknown_registry_message(ref), reference=str(ref))
         return best
 
     def _unknown_registry_message(self, ref: Reference) -> str:
@@ -114,21 +114,21 @@ class Mapper:
         if covered:
             prefixes = sorted("/".join((rule.host, *rule.prefix)) for rule in self._rules if rule.host == host)
             return (
-                f"{ref}: no mirror rule covers {ref.canonical_name}; rules for {host} cover only "
+                f"no mirror rule covers {ref.canonical_name}; rules for {host} cover only "
                 + ", ".join(prefixes)
                 + "; add a rule under 'rules:' in mirror/config.yml to allow it"
             )
         internal = internal_kind(host)
         if internal is not None:
             return (
-                f"{ref}: registry {host} is not allowed: it is {internal}, and the mirror copies only public "
+                f"registry {host} is not allowed: it is {internal}, and the mirror copies only public "
                 "images from the registries named under 'rules:' in mirror/config.yml; write the image's public "
                 "registry instead"
             )
         close = sorted((_edit_distance(host, known), known) for known in self.hosts)
         hint = f"did you mean {close[0][1]}? Otherwise " if close and close[0][0] <= 2 else ""
         return (
-            f"{ref}: registry {host} is not allowed; {hint}ask the maintainers to add a rule "
+            f"registry {host} is not allowed; {hint}ask the maintainers to add a rule "
             f"'- {{source: {host}, target: <path prefix>}}' under 'rules:' in mirror/config.yml"
         )
 
@@ -136,7 +136,11 @@ class Mapper:
         names = (ref.canonical_name, ref.canonical())
         for entry in self.config.deny:
             if any(fnmatchcase(name, entry.pattern) for name in names):
-                raise MappingError(f"{ref}: {ref.canonical_name} is on the deny list ({entry.pattern}): {entry.reason}")
+                raise MappingError(
+                    f"{ref.canonical_name} is on the deny list ({entry.pattern}): {entry.reason}",
+                    reference=str(ref),
+                    refusal=Refusal.DENIED,
+                )
 
     def target(self, ref: Reference) -> Target:
         """The exact mirror location of ``ref``; raises :class:`MappingError` for unknown or denied images."""
@@ -149,9 +153,12 @@ class Mapper:
         target = Target(self.registry, repository, ref.effective_tag, ref.digest)
         problem = self.naming(target) if self.naming is not None else None
         if problem is not None:
-            detail = f"{problem.message}, against the {problem.rule}"
             raise TargetNameError(
-                f"{ref}: {detail}; {problem.fix}", rule=problem.rule, part=problem.part, detail=detail, fix=problem.fix
+                f"{problem.message}, against the {problem.rule}",
+                reference=str(ref),
+                rule=problem.rule,
+                part=problem.part,
+                fix=problem.fix,
             )
         return target
 
@@ -167,10 +174,14 @@ class Mapper:
         """
         ref = parse_reference(target)
         if ref.registry is not None and ref.registry.lower() != self.registry.lower():
-            raise MappingError(f"{target}: not in the mirror registry {self.registry}")
+            raise MappingError(
+                f"not in the mirror registry {self.registry}", reference=target, refusal=Refusal.NOT_IN_MIRROR
+            )
         components = _components(ref.path)
         if components[: len(self.prefix)] != self.prefix:
-            raise MappingError(f"{target}: not under the mirror prefix {'/'.join(self.prefix)}")
+            raise MappingError(
+                f"not under the mirror prefix {'/'.join(self.prefix)}", reference=target, refusal=Refusal.NOT_IN_MIRROR
+            )
         components = components[len(self.prefix) :]
         best: _CompiledRule | None = None
         for rule in self._rules:
@@ -178,7 +189,7 @@ class Mapper:
             if matches and (best is None or len(rule.target) > len(best.target)):
                 best = rule
         if best is None:
-            raise MappingError(f"{target}: no mirror rule produces this path")
+            raise MappingError("no mirror rule produces this path", reference=target, refusal=Refusal.NOT_IN_MIRROR)
         rest = components[len(best.target) :]
         registry = None if best.host == DOCKER_HUB else best.host
         return Reference(registry, "/".join((*best.prefix, *rest)), ref.tag, ref.digest)

@@ -16,7 +16,7 @@ import contextlib
 import difflib
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Protocol
@@ -24,11 +24,11 @@ from typing import Protocol
 from bot.checks import name_column
 from bot.config import DailyConfig, Limits
 from bot.daily import TagFilter
-from bot.errors import AuthError, BotError, MappingError, NotFound, TargetNameError
+from bot.errors import AuthError, BotError, MappingError, NotFound, Refusal, TargetNameError
 from bot.lists import MAX_LIST_BYTES, Entry, ListKind, MirroredIndex, logical_lines, parse_list, too_large_message
-from bot.reference import Reference
+from bot.reference import Reference, is_tag
 from bot.rules import Mapper, Target
-from bot.units import clip_text
+from bot.units import clip_text, fit
 
 ERROR = "error"
 WARNING = "warning"
@@ -275,7 +275,7 @@ def _offline_checks(change: ListChange, mapper: Mapper, mirrored: MirroredIndex)
             work.issues.append(Issue(exc.detail, exc.fix, col=name_column(entry, exc)))
             continue
         except MappingError as exc:
-            work.issues.append(Issue(_strip_ref(exc.message, entry), _mapping_fix(exc.message), col=entry.col))
+            work.issues.append(Issue(exc.reason, _mapping_fix(exc), col=entry.col))
             continue
         if kind is ListKind.DAILY:
             target = Target(target.registry, target.repository, None, None)
@@ -329,7 +329,8 @@ def _online_check(
     col = work.result.col
     try:
         if work.result.kind is ListKind.DAILY:
-            tags = list(upstream.tags(ref))
+            # A registry's tag list is data: a name outside the tag grammar is no tag the daily run would copy.
+            tags = [tag for tag in upstream.tags(ref) if is_tag(tag)]
             selected = tag_filter.select(tags)
             new = [tag for tag in selected if mirrored.find(ref.with_tag(tag)) is None]
             work.result = replace(work.result, tags_total=len(tags), tags_to_copy=len(new))
@@ -409,19 +410,14 @@ def _gib(count: int) -> str:
     return f"{count / 1024**3:.2f} GiB"
 
 
-def _strip_ref(message: str, entry: Entry) -> str:
-    """Mapping messages start with the reference; the comment shows it in its own column."""
-    return message.removeprefix(f"{entry.ref}: ")
-
-
 def _syntax_fix(kind: ListKind) -> str:
     if kind is ListKind.DAILY:
         return "write one repository per line without a tag, e.g. quay.io/calico/node"
     return "write one image reference per line, e.g. nginx:1.25.3 or quay.io/calico/node:v3.27.0"
 
 
-def _mapping_fix(message: str) -> str:
-    if "deny list" in message:
+def _mapping_fix(exc: MappingError) -> str:
+    if exc.refusal is Refusal.DENIED:
         return "this image cannot be mirrored; remove the line"
     return "use an image from an allowed registry, or ask the maintainers to add a rule in mirror/config.yml"
 
@@ -445,28 +441,6 @@ STATUSES = ("ok", "mirrored", "warning", ERROR)
 def clip(text: str, limit: int = MAX_SHOWN_CHARS) -> str:
     """Pull-request ``text`` as shown anywhere: cut to ``limit`` characters with a note of its real length."""
     return clip_text(text, limit)
-
-
-def fit(
-    render: Callable[[int], str], total: int, *, start: int, budget: int, size: Callable[[str], int]
-) -> tuple[str, int]:
-    """The output of ``render(n)`` for a large ``n <= min(total, start)`` whose size is within ``budget``.
-
-    A small probe estimates the size of a row, then the count shrinks in proportion to any overshoot: a few
-    renderings of a 20 000-line result, not a bisection, and never a rendering of every row when few fit.
-    Returns the text and ``n`` (``render(0)`` is returned even when it is over budget: it holds no rows).
-    """
-    count = min(total, start)
-    probe = min(count, 64)
-    if probe < count:
-        length = size(render(probe))
-        # The probe's size includes the fixed part (heading, totals), so this errs on the side of fewer rows.
-        count = probe if length > budget else min(count, max(probe, probe * budget // max(length, 1)))
-    text = render(count)
-    while count > 0 and (length := size(text)) > budget:
-        count = max(0, min(count - 1, int(count * budget / length * 0.9)))
-        text = render(count)
-    return text, count
 
 
 def _issue_json(issue: Issue) -> dict[str, object]:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.harness import figures
+from tests.harness.ecr_standin import EcrStandIn
 from tests.harness.fault_proxy import FaultProxy
 from tests.harness.github_fake import COMMIT_TOKEN, CommitFake
 from tests.harness.registry import RegistryFactory, RegistryServer
@@ -122,8 +123,9 @@ def moto_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
-    """Credentials from the environment (boto3's default chain) and nothing from this machine's profiles."""
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """AWS credentials (any values) from the environment, boto3's default chain, and nothing from this
+    machine's profiles or instance metadata."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
@@ -131,3 +133,14 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.fixture
+def ecr_standin(tmp_path_factory: pytest.TempPathFactory, aws_env: None) -> Iterator[EcrStandIn]:
+    """A started :class:`~tests.harness.ecr_standin.EcrStandIn`: moto behind an ECR API proxy, the reference
+    registry behind a proxy that answers as ECR does (NAME_UNKNOWN, 429 quotas, expired tokens, redirects to
+    S3-like storage, mounts, IMMUTABLE tags), with ``aws_env``'s credentials. Knobs: ``throttle``,
+    ``blob_mounting``, ``expire_tokens``; ``config()`` gives a ``mirror/config.yml`` mapping, ``ca_bundle``
+    the CA for ``--ca-bundle``."""
+    with EcrStandIn(tmp_path_factory.mktemp("ecr-standin")) as standin:
+        yield standin

@@ -7,14 +7,12 @@ import sys
 from pathlib import Path
 
 from bot.checks import check_lists
+from bot.commands._options import add_config_options, config_from_args
 from bot.github import actions
-from bot.lists import ListKind, MirroredIndex, read_list
-from bot.options import add_config_options, config_from_args
+from bot.lists import DAILY_LIST, MIRRORED_LIST, REQUIRED_LIST, ListKind, MirroredIndex, read_list
 from bot.targets import mapper_for
 
-MIRROR_DIR = Path("mirror")
-DEFAULT_FILES = ("required-images.txt", "required-images-daily.txt")
-MIRRORED_FILE = "mirrored-images.txt"
+DEFAULT_FILES = (REQUIRED_LIST, DAILY_LIST)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--mirrored",
         type=Path,
-        default=MIRROR_DIR / MIRRORED_FILE,
+        default=MIRRORED_LIST,
         metavar="FILE",
         help="the mirrored list that already-mirrored requests are compared with (default: %(default)s)",
     )
@@ -45,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     mapper = mapper_for(config_from_args(args))
-    files: list[Path] = args.files or [MIRROR_DIR / name for name in DEFAULT_FILES]
+    files: list[Path] = args.files or list(DEFAULT_FILES)
     lists = [read_list(path, missing_ok=not args.files) for path in files]
     # A FILE that is the mirrored list itself is read once, or each of its lines would duplicate itself.
     named = [

@@ -6,9 +6,15 @@ import argparse
 import sys
 from dataclasses import replace
 
+from bot.commands._options import (
+    add_config_options,
+    add_registry_options,
+    client_options,
+    config_from_args,
+    platforms_from_args,
+)
 from bot.config import Config, EcrConfig
 from bot.errors import BotError, CopyError, Failure
-from bot.options import add_config_options, add_registry_options, client_options, config_from_args, platforms_from_args
 from bot.registry.auth import normalize_host
 from bot.registry.progress import Progress, human_bytes
 from bot.rules import Target

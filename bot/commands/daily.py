@@ -9,6 +9,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from bot.cancel import Cancellation, cancellation, report_not_done
+from bot.commands._options import client_options, platforms_from_args
+from bot.commands._run import add_run_options, run_config
 from bot.daily import (
     PullBudget,
     RepositoryPlan,
@@ -17,12 +19,12 @@ from bot.daily import (
     copy_within_budget,
     limit_note,
     plan_repository,
+    refused_tags_note,
 )
 from bot.errors import MappingError
 from bot.github import actions
-from bot.lists import ListKind, read_list
-from bot.options import client_options, platforms_from_args
-from bot.recording import RunLog, add_run_options, finish, run_config
+from bot.lists import DAILY_LIST, ListKind, read_list
+from bot.recording import RunLog, finish
 from bot.reference import Reference
 from bot.registry.progress import Progress
 from bot.report.summary import FAILED, Row
@@ -31,7 +33,6 @@ from bot.shard import ALL
 from bot.sync import sync
 from bot.targets import TargetSession, mapper_for, open_target
 
-DEFAULT_LIST = Path("mirror/required-images-daily.txt")
 DEFAULT_RESERVE = 10
 
 
@@ -48,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--list",
         type=Path,
-        default=DEFAULT_LIST,
+        default=DAILY_LIST,
         metavar="FILE",
         help="list of repositories (default: %(default)s)",
     )
@@ -75,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     mirrored = read_list(args.mirrored, ListKind.MIRRORED, missing_ok=True).entries
     budget = PullBudget(args.reserve)
     deferred: dict[str, int] = {}
+    warnings: list[str] = []
     with cancellation() as cancel:
         with open_target(config, client_options(args)) as target:
             target.client.transport.on_response = budget.observe
@@ -95,6 +97,11 @@ def run(args: argparse.Namespace) -> int:
                     continue
                 plan = plan_repository(repository, mirrored, target.client, tag_filter)
                 print(actions.safe_line(_describe(plan)))
+                if plan.refused:
+                    warning = refused_tags_note(repository, plan.refused)
+                    warnings.append(warning)  # the log gets it with the run's notes
+                    if actions.in_actions():
+                        print(actions.annotation("warning", warning, title="tags refused"))
                 if plan.error is not None:
                     daily.failed(repository, plan.error)
                     continue
@@ -106,7 +113,14 @@ def run(args: argparse.Namespace) -> int:
             print(actions.safe_line(note), file=sys.stderr)
         if args.dry_run:
             return cancel.status(1 if daily.log.failures else 0)
-        status = finish(daily.log.results("daily", shard, (note,) if note else ()), args, "Daily new tags")
+        notes = (*warnings, *((note,) if note else ()))
+        status = finish(
+            daily.log.results("daily", shard, notes),
+            results_file=args.results,
+            mirrored=args.mirrored,
+            commit=args.commit,
+            title="Daily new tags",
+        )
         report_not_done(cancel, daily.not_done)
         return cancel.status(status)
 

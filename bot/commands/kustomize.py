@@ -7,12 +7,13 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from bot.commands._options import config_from_args
 from bot.commands.rewrite import add_policy_options, build_policy, read_text
 from bot.errors import InvalidReference, UsageError
 from bot.github import actions
-from bot.options import config_from_args
-from bot.reference import parse_reference
+from bot.reference import Reference, parse_reference
 from bot.rewrite.files import Finding, rewrite_text
+from bot.rewrite.kustomize import ImageEntry, Use, image_entries, images_block
 from bot.rewrite.policy import Policy, find_mirrored
 from bot.rewrite.sites import FileKind
 
@@ -36,27 +37,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 @dataclass(frozen=True, slots=True)
-class ImageEntry:
-    """One kustomize ``images:`` entry."""
-
-    name: str
-    new_name: str
-    new_tag: str | None = None
-    digest: str | None = None
-    note: str = ""
-
-    def yaml(self) -> str:
-        lines = [f"- name: {self.name}", f"  newName: {self.new_name}"]
-        if self.digest is not None:
-            lines.append(f'  digest: "{self.digest}"')
-        elif self.new_tag is not None:
-            lines.append(f'  newTag: "{self.new_tag}"')
-        if self.note:
-            lines[0] += f"  # {self.note}"
-        return "\n".join(lines) + "\n"
-
-
-@dataclass(frozen=True, slots=True)
 class Located:
     path: str
     finding: Finding
@@ -64,42 +44,32 @@ class Located:
 
 def entries(found: Iterable[Located], policy: Policy, *, pin_digest: bool) -> tuple[list[ImageEntry], list[str]]:
     """The ``images:`` entries for the images found, and why other names got none (pure)."""
-    by_name: dict[str, list[Located]] = {}
+    uses: list[Use] = []
+    notes: list[str] = []
     for item in found:
         decision = item.finding.decision
+        if not decision.rewrites:
+            notes.append(item.finding.describe(item.path))
         try:
-            name = parse_reference(decision.image).name
+            ref = parse_reference(decision.image)
         except InvalidReference:
-            name = decision.image
-        by_name.setdefault(name, []).append(item)
-    result: list[ImageEntry] = []
-    notes: list[str] = []
-    for name in sorted(by_name):
-        uses = by_name[name]
-        kept = [use for use in uses if not use.finding.decision.rewrites]
-        if kept:
-            for use in kept:
-                notes.append(use.finding.describe(use.path))
-            if len(kept) < len(uses):
-                notes.append(
-                    f"{name}: no entry, because kustomize matches by name and some tags of it are not mirrored; "
-                    "request them or use 'python -m bot rewrite'"
-                )
-            continue
-        refs = {parse_reference(use.finding.decision.image) for use in uses}
-        targets = {parse_reference(use.finding.decision.target or "") for use in uses}
-        new_name = next(iter(targets)).name
-        if len(refs) > 1:
-            tags = ", ".join(sorted(str(ref.tag or ref.digest or "latest") for ref in refs))
-            result.append(ImageEntry(name, new_name, note=f"tags kept as written: {tags}"))
-            continue
-        ref = next(iter(refs))
-        digest = ref.digest
-        if digest is None and pin_digest:
-            entry = find_mirrored(policy.index, ref)
-            digest = entry.ref.digest if entry is not None else None
-        result.append(ImageEntry(name, new_name, ref.effective_tag, digest))
-    return result, notes
+            continue  # kept as written, and no name kustomize could match
+        new_name = parse_reference(decision.target or "").name if decision.rewrites else None
+        uses.append(Use(ref, new_name))
+
+    def pinned(ref: Reference) -> str | None:
+        entry = find_mirrored(policy.index, ref)
+        return entry.ref.digest if entry is not None else None
+
+    images, blocked = image_entries(uses, pinned if pin_digest else None)
+    rewritten = {use.ref.name for use in uses if use.new_name is not None}
+    notes.extend(
+        f"{name}: no entry, because kustomize matches by name and some tags of it are not mirrored; "
+        "request them or use 'python -m bot rewrite'"
+        for name in blocked
+        if name in rewritten
+    )
+    return images, notes
 
 
 def run(args: argparse.Namespace) -> int:
@@ -117,5 +87,5 @@ def run(args: argparse.Namespace) -> int:
     if not images:
         print("no image can point at the mirror; nothing to add to images:", file=sys.stderr)
         return 0
-    sys.stdout.write("images:\n" + "".join(image.yaml() for image in images))
+    sys.stdout.write(images_block(images))
     return 0

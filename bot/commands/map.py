@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bot.commands._options import add_config_options, config_from_args
 from bot.errors import InvalidReference, MappingError
-from bot.options import add_config_options, config_from_args
 from bot.reference import parse_reference
 from bot.targets import mapper_for
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bot.recording import add_record_options, record
+from bot.commands._run import add_record_options
+from bot.recording import record
 from bot.shard import read_results
 
 

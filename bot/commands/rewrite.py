@@ -6,17 +6,16 @@ import argparse
 import sys
 from pathlib import Path
 
+from bot.commands._options import add_config_options, config_from_args
 from bot.config import Config
 from bot.errors import ListFileError, RewriteError, UsageError
 from bot.github import actions
-from bot.lists import ListKind, MirroredIndex, read_list, write_atomically
-from bot.options import add_config_options, config_from_args
+from bot.lists import MIRRORED_LIST, ListKind, MirroredIndex, read_list, write_atomically
 from bot.rewrite.files import FileResult, rewrite_text
 from bot.rewrite.policy import Mode, Policy
 from bot.rewrite.sites import FileKind
 from bot.rules import Mapper
 
-DEFAULT_MIRRORED = Path("mirror/mirrored-images.txt")
 STDIN = "-"
 
 
@@ -42,7 +41,7 @@ def add_policy_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mirrored",
         type=Path,
-        default=DEFAULT_MIRRORED,
+        default=MIRRORED_LIST,
         metavar="FILE",
         help="the mirrored list (default: %(default)s)",
     )

@@ -7,17 +7,16 @@ import sys
 from pathlib import Path
 
 from bot.cancel import cancellation, report_not_done
+from bot.commands._options import client_options, platforms_from_args
+from bot.commands._run import add_run_options, run_config
 from bot.errors import UsageError
 from bot.github import actions
-from bot.lists import Entry, ListKind, MirroredIndex, read_list
-from bot.options import client_options, platforms_from_args
-from bot.recording import RunLog, add_run_options, finish, run_config
+from bot.lists import REQUIRED_LIST, Entry, ListKind, MirroredIndex, read_list
+from bot.recording import RunLog, finish
 from bot.registry.progress import Progress
 from bot.shard import ALL
 from bot.sync import SyncReport, pending, sync
 from bot.targets import mapper_for, open_target
-
-DEFAULT_LIST = Path("mirror/required-images.txt")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -44,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=Path,
         default=None,
         metavar="FILE",
-        help=f"list of image references (repeatable; default: {DEFAULT_LIST})",
+        help=f"list of image references (repeatable; default: {REQUIRED_LIST})",
     )
     parser.add_argument(
         "--all",
@@ -65,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     status = 0
     entries: list[Entry] = []
     log = RunLog()
-    for path in args.lists or [DEFAULT_LIST]:
+    for path in args.lists or [REQUIRED_LIST]:
         listing = read_list(path, ListKind.REQUIRED)
         for problem in listing.problems:
             print(actions.safe_line(f"error: {problem}" if problem.is_error else str(problem)), file=sys.stderr)
@@ -100,6 +99,12 @@ def run(args: argparse.Namespace) -> int:
             print(actions.safe_line(line))
         if args.dry_run:
             return cancel.status(0 if combined.ok and status == 0 else 1)
-        recorded = finish(log.results("sync", shard), args, "Sync")
+        recorded = finish(
+            log.results("sync", shard),
+            results_file=args.results,
+            mirrored=args.mirrored,
+            commit=args.commit,
+            title="Sync",
+        )
         report_not_done(cancel, [str(result.source) for result in combined.cancelled])
         return cancel.status(1 if recorded or status or not combined.ok else 0)

@@ -21,10 +21,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bot.commands._options import add_config_options, config_from_args
+from bot.config import DEFAULT_CONFIG_PATH
 from bot.errors import ConfigError, GitHubError
 from bot.github import actions
-from bot.lists import ListKind, MirroredIndex, read_list
-from bot.options import add_config_options, config_from_args
+from bot.lists import DAILY_LIST, MIRRORED_LIST, REQUIRED_LIST, ListKind, MirroredIndex, read_list
 from bot.reference import Reference
 from bot.report.comment import MARKER, Summary, render_comment, render_summary
 from bot.targets import mapper_for
@@ -42,9 +43,8 @@ from bot.validate import (
 if TYPE_CHECKING:
     from bot.registry.client import RegistryClient
 
-LIST_PATHS = ("mirror/required-images.txt", "mirror/required-images-daily.txt")
-MIRRORED_PATH = Path("mirror/mirrored-images.txt")
-CONFIG_PATH = "mirror/config.yml"
+LIST_PATHS = (REQUIRED_LIST.as_posix(), DAILY_LIST.as_posix())
+CONFIG_PATH = DEFAULT_CONFIG_PATH.as_posix()
 
 
 class RegistryUpstream:
@@ -86,7 +86,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--mirrored",
         type=Path,
-        default=MIRRORED_PATH,
+        default=MIRRORED_LIST,
         metavar="FILE",
         help="mirrored list of the base branch (default: %(default)s)",
     )

@@ -11,6 +11,7 @@ from pathlib import Path
 from types import FrameType
 
 from bot.errors import UsageError, WebhookError
+from bot.lists import MIRRORED_LIST
 from bot.webhook.log import LEVELS, Log
 from bot.webhook.reload import Reloader, Sources, Watched, load_settings, tls_context
 from bot.webhook.server import DEFAULT_MAX_BODY, DEFAULT_MAX_CONNECTIONS, DEFAULT_TIMEOUT, WebhookServer
@@ -30,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--mirrored",
         type=Path,
-        default=Path("mirror/mirrored-images.txt"),
+        default=MIRRORED_LIST,
         metavar="FILE",
         help="the mirrored list, plain or .gz (default: %(default)s)",
     )

@@ -17,6 +17,7 @@ import requests
 import urllib3.exceptions
 
 from bot.errors import RegistryError
+from bot.reference import is_digest, is_repository_path, is_tag
 from bot.registry.auth import Credentials, Scope
 from bot.registry.models import ACCEPT, MAX_MANIFEST_BYTES, Descriptor, Manifest, sha256_digest
 from bot.registry.throughput import MIN_RATE, Throughput
@@ -43,6 +44,24 @@ def _broken_body(exc: Exception, what: str, received: int) -> RegistryError:
     else:
         detail = f"the connection broke off after {received} bytes ({type(exc).__name__})"
     return RegistryError(f"{what}: {detail}", temporary=True)
+
+
+def _safe_path(host: str, repository: str, reference: str | None = None, *, digest: bool = False) -> None:
+    """Refuse, before any request, a repository, tag or digest that the reference grammar does not allow.
+
+    Tags, digests and names can come from a registry's answers (a tag list, an index, a header): one like
+    ``../../victim/app/manifests/latest`` or ``x%2f..`` must never become a request path.
+    """
+    problem = None
+    if not is_repository_path(repository):
+        problem = f"repository name {repository[:80]!r}"
+    elif reference is not None and not (is_digest(reference) or (not digest and is_tag(reference))):
+        problem = f"{'digest' if digest else 'tag or digest'} {reference[:80]!r}"
+    if problem is not None:
+        raise RegistryError(
+            f"{host}: refused to request {problem}: it is not allowed by the image reference grammar "
+            "(a registry's answer may have named it); nothing was requested with it"
+        )
 
 
 def _pull(repository: str) -> tuple[Scope, ...]:
@@ -206,8 +225,9 @@ class RegistryClient:
         """The manifest's descriptor (digest, media type, size, response headers), or ``None`` when missing.
 
         A HEAD does not count against Docker Hub's pull limit; its ``ratelimit-remaining`` header is in
-        ``Descriptor.headers``. When a registry sends no ``Docker-Content-Digest`` the manifest is fetched.
+        ``Descriptor.headers``. When a registry sends no valid ``Docker-Content-Digest`` the manifest is fetched.
         """
+        _safe_path(host, repository, reference)
         response = self.transport.request(
             "HEAD",
             host,
@@ -224,7 +244,7 @@ class RegistryClient:
         digest = response.headers.get("Docker-Content-Digest")
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
         length = response.headers.get("Content-Length")
-        if not digest or not media_type or not (length and length.isdigit()):
+        if not digest or not is_digest(digest) or not media_type or not (length and length.isdigit()):
             manifest = self.get_manifest(host, repository, reference)
             return Descriptor(manifest.digest, manifest.media_type, manifest.size, headers=headers)
         return Descriptor(digest, media_type, int(length), headers=headers)
@@ -236,6 +256,7 @@ class RegistryClient:
         up to the transport's ``max_attempts`` in all. Raises :class:`NotFound` when missing and
         :class:`RegistryError` for schema 1 or unknown types.
         """
+        _safe_path(host, repository, reference)
         where = _where(host, repository, reference)
         attempts = self.transport.settings.max_attempts
         for attempt in range(1, attempts + 1):
@@ -268,6 +289,7 @@ class RegistryClient:
 
     def put_manifest(self, host: str, repository: str, reference: str, body: bytes, media_type: str) -> str:
         """Store ``body`` unchanged under a tag or digest; returns its digest (checked against the registry's)."""
+        _safe_path(host, repository, reference)
         digest = sha256_digest(body)
         response = self.transport.request(
             "PUT",
@@ -285,6 +307,7 @@ class RegistryClient:
         return digest
 
     def delete_manifest(self, host: str, repository: str, digest: str) -> None:
+        _safe_path(host, repository, digest, digest=True)
         response = self.transport.request(
             "DELETE", host, f"/v2/{repository}/manifests/{digest}", scopes=(*_push(repository), (repository, "delete"))
         )
@@ -293,7 +316,12 @@ class RegistryClient:
     # -- tags ----------------------------------------------------------------------------------------------
 
     def list_tags(self, host: str, repository: str, page_size: int | None = None) -> list[str]:
-        """Every tag of the repository, following ``Link: <...>; rel="next"`` pagination."""
+        """Every tag of the repository, following ``Link: <...>; rel="next"`` pagination.
+
+        The tags are returned as the registry sent them: callers check them (:func:`bot.reference.is_tag`)
+        before use. A ``next`` link must stay on this repository's tag list.
+        """
+        _safe_path(host, repository)
         tags: list[str] = []
         path = f"/v2/{repository}/tags/list"
         params: dict[str, str] | None = {"n": str(page_size)} if page_size else None
@@ -306,7 +334,12 @@ class RegistryClient:
                 return tags
             next_url = urljoin(response.url, match.group(1))
             parts = urlsplit(next_url)
-            path, params = parts.path, dict(parse_qsl(parts.query, keep_blank_values=True))
+            if parts.path != path or urlsplit(response.url).netloc != parts.netloc:
+                raise RegistryError(
+                    f"listing tags of {host}/{repository}: the next page link {parts.path[:80]!r} leaves the "
+                    "repository's tag list; refused, nothing was requested with it"
+                )
+            params = dict(parse_qsl(parts.query, keep_blank_values=True))
         raise RegistryError(f"listing tags of {host}/{repository}: too many pages")
 
     def _tags_page(
@@ -333,6 +366,7 @@ class RegistryClient:
 
     def head_blob(self, host: str, repository: str, digest: str) -> int | None:
         """The blob's size when the repository has it, else ``None``."""
+        _safe_path(host, repository, digest, digest=True)
         response = self.transport.request(
             "HEAD", host, f"/v2/{repository}/blobs/{digest}", scopes=_pull(repository), allow=(404,)
         )
@@ -344,6 +378,7 @@ class RegistryClient:
 
     def get_blob(self, host: str, repository: str, digest: str, size: int | None = None) -> BlobStream:
         """Open a streaming download; iterating checks size and sha256 at the end. Close it (``with``)."""
+        _safe_path(host, repository, digest, digest=True)
         response = self.transport.request(
             "GET",
             host,
@@ -364,6 +399,8 @@ class RegistryClient:
 
     def mount_blob(self, host: str, repository: str, digest: str, from_repository: str) -> MountResult:
         """Ask the registry to link ``digest`` from ``from_repository`` (same host) into ``repository``."""
+        _safe_path(host, repository, digest, digest=True)
+        _safe_path(host, from_repository)
         response = self.transport.request(
             "POST",
             host,
@@ -381,6 +418,7 @@ class RegistryClient:
 
     def start_upload(self, host: str, repository: str) -> str:
         """Open an upload session; returns its absolute URL (relative ``Location`` headers are resolved)."""
+        _safe_path(host, repository)
         response = self.transport.request(
             "POST",
             host,
@@ -410,6 +448,7 @@ class RegistryClient:
         Monolithic: ``PUT <session>?digest=`` with the body and ``Content-Length``. Hosts that refused that
         once in this run get ``PATCH`` with the body, then an empty ``PUT ?digest=``.
         """
+        _safe_path(host, repository, digest, digest=True)
         url = upload_url or self.start_upload(host, repository)
         scopes = _push(repository)
         what = f"uploading {digest} to {host}/{repository}"

@@ -10,6 +10,7 @@ misspelt variable is an error, not an empty cell.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,17 +20,15 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
 from bot.report.markdown import escape_markdown
-from bot.units import binary_size
-from bot.validate import Issue, LineResult, ValidationResult, clip, fit
+from bot.report.summary import MAX_ROWS, MAX_SUMMARY_BYTES
+from bot.rewrite.kustomize import Use, image_entries, images_block
+from bot.units import binary_size, fit
+from bot.validate import Issue, LineResult, ValidationResult, clip
 
 MARKER = "<!-- image-mirror-bot:validate-pr -->"
 TEMPLATE_DIR = Path(__file__).with_name("templates")
 # GitHub refuses comments over 65536 characters; stay clear of it.
 MAX_COMMENT_CHARS = 60000
-# GitHub refuses a job summary over 1 MiB per step; stay well under it. Rows beyond the cap are in the log.
-MAX_SUMMARY_BYTES = 512 * 1024
-# More rows than this help nobody reading a page (and the rest is in the log); it also bounds rendering time.
-MAX_ROWS = 1000
 
 # What may appear inside a code span or a code block unescaped: the alphabet of a valid reference.
 # Long enough for the longest valid source (255-character name, 128-character tag, digest) under a target prefix.
@@ -93,25 +92,15 @@ def _environment() -> SandboxedEnvironment:
 _ENV = _environment()
 
 
-@dataclass(frozen=True, slots=True)
-class KustomizeImage:
-    name: str
-    new_name: str
-    new_tag: str | None
-    digest: str | None
-
-
-def kustomize_images(lines: tuple[LineResult, ...]) -> list[KustomizeImage]:
-    images = []
-    seen = set()
-    for line in lines:
-        if line.ref is None or line.target is None or line.tags_total is not None:
-            continue
-        if line.ref.name in seen:
-            continue  # kustomize matches by name; one entry per image name
-        seen.add(line.ref.name)
-        images.append(KustomizeImage(line.ref.name, line.target.name, line.target.tag, line.target.digest))
-    return images
+def kustomize_block(lines: Iterable[LineResult]) -> Markup:
+    """The ``images:`` block for the valid image lines, for a code block: refused unless every name, path,
+    tag and digest in it is reference-shaped (nothing in a code block can be escaped)."""
+    entries, _ = image_entries(Use(line.ref, line.target.name) for line in lines if line.ref and line.target)
+    for entry in entries:
+        for value in (entry.name, entry.new_name, entry.new_tag, entry.digest):
+            if value is not None:
+                _raw_ref(value)
+    return _trusted(images_block(entries, indent="  ", notes=False))  # a code block: nothing but references
 
 
 def render_report(
@@ -140,7 +129,7 @@ def render_report(
         "summary_rows": summary_rows,
         "problems": problems,
         "pullable": pullable,
-        "kustomize": kustomize_images(tuple(pullable)),
+        "kustomize": kustomize_block(pullable),
         "head_sha": head_sha,
         "errors": result.error_count,
         "mirrored": sum(1 for line in result.lines if line.mirrored_at is not None),

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from bot.report.markdown import escape_markdown
-from bot.units import binary_size, clip_text
+from bot.units import binary_size, clip_text, fit
 
 if TYPE_CHECKING:
     from bot.sync import ImageResult
@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 OK = "copied"
 UNCHANGED = "already mirrored"
 FAILED = "failed"
-# Well under GitHub's 1 MiB per step; a table longer than MAX_ROWS helps nobody reading it.
+# The bounds of every job summary the bot writes (this one and validate-pr's): well under GitHub's 1 MiB per
+# step; a table longer than MAX_ROWS helps nobody reading it (the job's log lists every row).
 MAX_SUMMARY_BYTES = 512 * 1024
 MAX_ROWS = 1000
 # A cell's text (a long failure reason) is cut here.
@@ -75,14 +76,13 @@ def _row_line(row: Row) -> str:
 
 def _take(rows: list[Row], budget: int) -> list[str]:
     """Table lines for the first rows of ``rows`` that fit in ``budget`` bytes (at most :data:`MAX_ROWS`)."""
-    lines: list[str] = []
-    for row in rows[:MAX_ROWS]:
-        line = _row_line(row)
-        budget -= len(line.encode()) + 1
-        if budget < 0:
-            break
-        lines.append(line)
-    return lines
+    lines = [_row_line(row) for row in rows[:MAX_ROWS]]
+    _, count = fit(lambda n: "\n".join(lines[:n]), len(lines), start=MAX_ROWS, budget=budget, size=_utf8)
+    return lines[:count]
+
+
+def _utf8(text: str) -> int:
+    return len(text.encode())
 
 
 def render(title: str, rows: Iterable[Row], notes: Iterable[str] = ()) -> str:

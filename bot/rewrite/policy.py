@@ -85,7 +85,7 @@ def decide(image: str, mapper: Mapper, index: MirroredIndex, mode: Mode) -> Deci
     try:
         target = mapper.target(ref)
     except MappingError as exc:
-        return Decision(image, Status.UNMAPPED, reason=str(exc).removeprefix(f"{ref}: "))
+        return Decision(image, Status.UNMAPPED, reason=exc.reason)
     entry = find_mirrored(index, ref)
     if mode is Mode.MIRRORED and entry is None:
         if ref.digest is not None and ref.tag is not None and index.find(ref.with_digest(None)) is not None:

@@ -10,6 +10,8 @@
   (walk a target down to its blobs)
 - ``tests.harness.bot_process``: run ``python -m bot`` as a child process in a checkout
 - ``tests.harness.figures``: ``count`` (the reliability figures printed at the end of the session)
+- ``tests.harness.ecr_standin``: ``EcrStandIn`` (moto and a registry behind proxies that answer as ECR does:
+  quotas, NAME_UNKNOWN, expired tokens, S3 redirects, mounts, IMMUTABLE tags; fixture ``ecr_standin``)
 - ``tests.harness.fault_proxy``: ``FaultProxy`` (429/503 answers, blob redirects, relative locations, paginated tags)
 - ``tests.harness.github_fake``: ``GitHubFake`` and ``CommitFake`` (the GitHub REST API for PyGithub)
 - ``tests.harness.mirror_repo``: ``setup_repo``, ``mirrored_lines`` (the ``mirror/`` folder of a checkout)

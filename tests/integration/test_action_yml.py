@@ -289,3 +289,28 @@ def test_the_actions_own_bot_runs_not_one_in_the_checkout(tmp_path: Path) -> Non
     assert proc.returncode == 0, proc.stderr
     assert "048912060910.dkr.ecr.cn-northwest-1.amazonaws.com.cn/dockerhub/nginx:1.25.3" in proc.stdout
     assert not (work / "pwned").exists()
+
+
+# Sub-commands the action does not run, and why.
+NOT_IN_ACTION = {"webhook": "a long-running HTTPS server deployed in the cluster, not a workflow step"}
+
+
+def test_the_command_input_offers_every_sub_command() -> None:
+    from bot.cli import build_parser
+
+    parser = build_parser([])
+    choices = next(a.choices for a in parser._actions if isinstance(a.choices, dict))
+    assert set(NOT_IN_ACTION) <= set(choices)
+    offered = set(choices) - set(NOT_IN_ACTION)
+    script = next(step["run"] for step in action()["runs"]["steps"] if "INPUT_COMMAND" in step.get("run", ""))
+    case = re.search(r'case "\$INPUT_COMMAND" in\s+([\w|-]+)\)', script)
+    assert case is not None
+    assert set(case.group(1).split("|")) == offered
+    refusal = re.search(r"the command input must be one of ([\w, -]+)", script)
+    assert refusal is not None
+    assert set(refusal.group(1).split(", ")) == offered
+    description = action()["inputs"]["command"]["description"]
+    assert {name for name in choices if re.search(rf"(?<![\w-]){name}(?![\w-])", description)} == offered
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in readme.splitlines() if line.startswith("| `command` |"))
+    assert set(re.findall(r"`([\w-]+)`", row.split("|")[3])) == offered

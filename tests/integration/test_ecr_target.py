@@ -85,7 +85,13 @@ def test_copy_into_ecr_logs_in_creates_the_repository_and_uses_registry_url(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
     write_config(tmp_path, moto_url, data_plane.url, registry.host, tag_mutability="IMMUTABLE")
-    argv = ["copy", f"{registry.host}/tools/cli:1.0", f"{TARGET}/copied/cli:1.0", "--ca-bundle", data_plane.ca_bundle]
+    argv = [
+        "copy",
+        f"{registry.host}/tools/cli:1.0",
+        f"{TARGET}/copied/cli:1.0",
+        "--ca-bundle",
+        str(data_plane.ca_bundle),
+    ]
     assert main(argv) == 0
     assert get_manifest_digest(data_plane, "copied/cli", "1.0") == image.digest
     repository = ecr_client(moto_url).describe_repositories(repositoryNames=["copied/cli"])["repositories"][0]
@@ -118,7 +124,7 @@ def test_an_expired_token_gets_one_fresh_login_and_a_retry(
     with CountingProxy(data_plane, fault=expired) as proxy:
         write_config(tmp_path, moto_url, proxy.registry.url, registry.host)
         argv = ["copy", f"{registry.host}/tools/expiry:1.0", f"{TARGET}/expiry/{method.lower()}:1.0"]
-        assert main([*argv, "--ca-bundle", data_plane.ca_bundle]) == 0
+        assert main([*argv, "--ca-bundle", str(data_plane.ca_bundle)]) == 0
         assert expired.hits == 1
         assert proxy.count(method=method, path=path, status=403) == 1
     assert get_manifest_digest(data_plane, f"expiry/{method.lower()}", "1.0") == image.digest
@@ -147,7 +153,7 @@ def test_a_token_that_stays_expired_is_not_explained_as_a_missing_permission(
     with CountingProxy(data_plane, fault=always) as proxy:
         write_config(tmp_path, moto_url, proxy.registry.url, registry.host)
         argv = ["copy", f"{registry.host}/tools/stale:1.0", f"{TARGET}/stale/app:1.0"]
-        assert main([*argv, "--ca-bundle", data_plane.ca_bundle]) == 1
+        assert main([*argv, "--ca-bundle", str(data_plane.ca_bundle)]) == 1
     err = capsys.readouterr().err
     assert "authorization token has expired" in err
     assert "IAM action" not in err
@@ -177,7 +183,7 @@ def test_an_immutable_tag_at_another_digest_fails_before_any_blob_moves(
         f"{registry.host}/team/pinned:1.0\n{registry.host}/team/pinned:2.0\n", encoding="utf-8"
     )
     before = len(data_plane.access_log_lines())
-    assert main(["sync", "--ca-bundle", data_plane.ca_bundle, "--concurrency", "1"]) == 1
+    assert main(["sync", "--ca-bundle", str(data_plane.ca_bundle), "--concurrency", "1"]) == 1
     err = capsys.readouterr().err
     assert f"FAILED {registry.host}/team/pinned:1.0: " in err
     assert "IMMUTABLE tags and 1.0 already holds" in err and "nothing was pushed" in err

@@ -22,9 +22,9 @@ import pytest
 import requests
 
 from bot.cli import main
+from bot.commands._options import add_registry_options, client_options
 from bot.config import parse_config
 from bot.errors import AuthError, NotFound, RegistryError, UsageError
-from bot.options import add_registry_options, client_options
 from bot.registry.auth import Credentials
 from bot.registry.client import RegistryClient
 from bot.registry.copy import ImageLocation, copy_image

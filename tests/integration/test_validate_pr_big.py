@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from bot.cli import main
-from bot.report.comment import MAX_SUMMARY_BYTES
+from bot.report.summary import MAX_SUMMARY_BYTES
 from tests.data.hostile import workflow_commands
 from tests.data.hostile.comment_checks import assert_well_formed, rows_and_hidden
 from tests.harness.github_fake import GitHubFake

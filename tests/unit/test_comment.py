@@ -15,14 +15,12 @@ from bot.lists import ListKind, MirroredIndex
 from bot.report.comment import (
     MARKER,
     MAX_COMMENT_CHARS,
-    MAX_SUMMARY_BYTES,
     render_comment,
     render_report,
     render_summary,
 )
 from bot.report.markdown import escape_markdown
-from bot.report.summary import FAILED, UNCHANGED, Row
-from bot.report.summary import MAX_SUMMARY_BYTES as SYNC_SUMMARY_BYTES
+from bot.report.summary import FAILED, MAX_SUMMARY_BYTES, UNCHANGED, Row
 from bot.report.summary import render as render_sync
 from bot.rules import Mapper
 from bot.validate import ImageFacts, ListChange, ValidationResult, clip, result_output, result_to_json, validate_changes
@@ -242,7 +240,7 @@ def test_sync_summary_is_bounded_and_keeps_every_failure() -> None:
 
     text = render_sync("Sync", rows, ["committed mirror/mirrored-images.txt"])
 
-    assert len(text.encode()) <= SYNC_SUMMARY_BYTES
+    assert len(text.encode()) <= MAX_SUMMARY_BYTES
     assert "0 copied, 19999 unchanged, 1 failed" in text  # the counts cover every row
     table = [line for line in text.splitlines() if line.startswith("| ")]
     assert table[1].startswith("| docker.io/team/broken:1 |") and "… \\(5016 characters\\)" in table[1]

@@ -1,8 +1,6 @@
-"""Options shared by several sub-commands, read from argv into typed values.
-
-This is the edge: the registry layer and the target kinds take :class:`~bot.registry.factory.ClientOptions`
-and the config, never an ``argparse.Namespace``.
-"""
+"""Options shared by several sub-commands (the leading underscore: a helper, not a sub-command), read from argv
+into typed values: the registry layer and the target kinds take :class:`~bot.registry.factory.ClientOptions`
+and the config, never an ``argparse.Namespace``."""
 
 from __future__ import annotations
 
