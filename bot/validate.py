@@ -24,7 +24,7 @@ from typing import Protocol
 from bot.checks import name_column
 from bot.config import DailyConfig, Limits
 from bot.daily import TagFilter
-from bot.errors import AuthError, BotError, MappingError, NotFound, Refusal, TargetNameError
+from bot.errors import AuthError, AwsError, BotError, MappingError, NotFound, Refusal, TargetNameError
 from bot.lists import MAX_LIST_BYTES, Entry, ListKind, MirroredIndex, logical_lines, parse_list, too_large_message
 from bot.reference import Reference, is_tag
 from bot.rules import Mapper, Target
@@ -349,6 +349,17 @@ def _online_check(
     except NotFound:
         what = "repository" if work.result.kind is ListKind.DAILY else "image"
         work.issues.append(Issue(f"the {what} does not exist upstream: {ref}", _not_found_fix(ref), col=col))
+        return
+    except AwsError as exc:  # a private ECR source: the bot could not mint its registry token
+        work.issues.append(
+            Issue(
+                f"could not read {ref}: {exc.message}",
+                "the maintainers must give the bot AWS credentials that may read this registry "
+                "(ecr.sources.profile or ecr.sources.role_arn in mirror/config.yml; see 'Private ECR sources' "
+                "in the README)",
+                col=col,
+            )
+        )
         return
     except AuthError:
         work.issues.append(

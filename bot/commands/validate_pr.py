@@ -28,7 +28,7 @@ from bot.github import actions
 from bot.lists import DAILY_LIST, MIRRORED_LIST, REQUIRED_LIST, ListKind, MirroredIndex, read_list
 from bot.reference import Reference
 from bot.report.comment import MARKER, Summary, render_comment, render_summary
-from bot.targets import mapper_for
+from bot.targets import mapper_for, registry_credentials
 from bot.validate import (
     DEFAULT_WORKERS,
     ImageFacts,
@@ -130,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
     changes = [change for change in changes if change.path != CONFIG_PATH]
 
     mirrored = read_list(args.mirrored, ListKind.MIRRORED, missing_ok=True)
-    with build_client(config, concurrency=args.workers) as client:
+    # Private ECR sources get a token minted with ecr.sources' credentials (a read-only role is enough).
+    with build_client(config, credentials=registry_credentials(config), concurrency=args.workers) as client:
         result = validate_changes(
             changes,
             mapper=mapper_for(config),

@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING, TextIO
 from bot.config import Config
 from bot.rules import Mapper
 from bot.targets.base import NameProblem, TargetKind, TargetSession
-from bot.targets.ecr import SOURCE_READ_ACTIONS, EcrLogins, EcrTarget, is_ecr_target, parse_registry_host
+from bot.targets.ecr import (
+    SOURCE_READ_ACTIONS,
+    EcrLogins,
+    EcrTarget,
+    is_ecr_target,
+    locate,
+    parse_registry_host,
+    partition,
+)
 from bot.targets.oci import OciTarget
 
 if TYPE_CHECKING:
@@ -65,15 +73,24 @@ def open_target(
     return kind_for(config).open(options, credentials, extra_hosts=extra_hosts, log=log)
 
 
-def source_credentials_missing(config: Config, environ: Mapping[str, str] | None = None) -> str | None:
-    """What is missing to read private ECR sources (offline: settings and environment only), or ``None``."""
+def source_credentials_missing(config: Config, host: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """What is missing to read the private ECR registry ``host`` (offline: settings and environment only), or
+    ``None``. Credentials of the target's partition cannot read a source in another (China vs global)."""
     environ = os.environ if environ is None else environ
-    if config.ecr.sources.configured:
+    source = parse_registry_host(host)
+    if config.ecr.sources.configured or source is None:
         return None
+    how = "set ecr.sources.profile or ecr.sources.role_arn in mirror/config.yml; the identity needs " + ", ".join(
+        SOURCE_READ_ACTIONS
+    )
+    target_region = locate(config).region if is_ecr_target(config) else None
+    if target_region and partition(target_region) != partition(source[1]):
+        return (
+            f"its partition ({partition(source[1])}) is not the target's ({partition(target_region)}), so the job's "
+            f"AWS credentials for the target cannot read it: {how}"
+        )
     if any(environ.get(name) for name in ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE")):
         return None
     return (
-        "no AWS credentials for private ECR sources: set ecr.sources.profile or ecr.sources.role_arn in "
-        "mirror/config.yml, or give the job AWS credentials (aws-actions/configure-aws-credentials); the identity "
-        "needs " + ", ".join(SOURCE_READ_ACTIONS)
+        f"no AWS credentials to read it: {how}, or give the job AWS credentials (aws-actions/configure-aws-credentials)"
     )

@@ -260,26 +260,11 @@ class Ecr:
             )
         return True
 
-    def immutable_tag_digest(self, name: str, tag: str) -> str | None:
-        """The digest ``tag`` holds in repository ``name`` when the repository's tags are immutable for it
-        (``ecr:DescribeRepositories``, then ``ecr:DescribeImages``); ``None`` when the tag may be written."""
+    def tag_immutable(self, name: str, tag: str) -> bool:
+        """Are the tags of repository ``name`` immutable, ``tag`` included (``ecr:DescribeRepositories``, once
+        per repository; an ``IMMUTABLE_WITH_EXCLUSION`` filter may exempt the tag)?"""
         immutable, exclusions = self._tag_mutability(name)
-        if not immutable or any(fnmatchcase(tag, pattern) for pattern in exclusions):
-            return None
-        kwargs: dict[str, Any] = {"repositoryName": name, "imageIds": [{"imageTag": tag}]}
-        if self.location.account:
-            kwargs["registryId"] = self.location.account
-        try:
-            images = self.client.describe_images(**kwargs).get("imageDetails") or []
-        except ClientError as exc:
-            # Not allowed to look: the manifest push will say it if the tag is taken (as before this check).
-            if _code(exc) in ("ImageNotFoundException", "RepositoryNotFoundException", *_DENIED_CODES):
-                return None
-            raise aws_error(exc, "ecr:DescribeImages", f"look up tag {tag} in {name}") from exc
-        except BotoCoreError as exc:
-            raise aws_error(exc, "ecr:DescribeImages", f"look up tag {tag} in {name}") from exc
-        digest = images[0].get("imageDigest") if images else None
-        return str(digest) if digest else None
+        return immutable and not any(fnmatchcase(tag, pattern) for pattern in exclusions)
 
     def _tag_mutability(self, name: str) -> tuple[bool, tuple[str, ...]]:
         """(immutable, tag patterns excluded from it), learned once per repository."""

@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING, TextIO
 
-from bot.config import Config, EcrSourceConfig
-from bot.errors import FAILURE_DENIED, FAILURE_UNAUTHORIZED, CopyError, Failure, RegistryError
+from bot.config import Config, EcrConfig, EcrSourceConfig
+from bot.errors import FAILURE_DENIED, FAILURE_UNAUTHORIZED, AwsError, CopyError, Failure, RegistryError
 from bot.registry.auth import Credentials, Login, normalize_host
 from bot.registry.models import MOUNT_REFERENCED
 from bot.rules import Target
@@ -47,6 +47,9 @@ TAG_MAX = 128
 # (https://docs.aws.amazon.com/AmazonECR/latest/userguide/common-errors-docker.html#error-403).
 EXPIRED_PHRASE = "authorization token has expired"
 
+# Settings of the ECR registries the bot only reads from (it never creates repositories there).
+_SOURCE_SETTINGS = EcrConfig()
+
 # The IAM actions a private ECR source needs from the identity that reads it.
 SOURCE_READ_ACTIONS = ("ecr:GetAuthorizationToken", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer")
 
@@ -63,6 +66,15 @@ def parse_registry_host(host: str) -> tuple[str, str] | None:
     if match is None:
         return None
     return match["account"], match["region"] or match["dual"]
+
+
+def partition(region: str) -> str:
+    """The AWS partition of ``region``: credentials of one cannot sign requests to another."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
 
 
 def is_ecr_target(config: Config) -> bool:
@@ -151,16 +163,16 @@ class EcrSession(TargetSession):
 
     def prepare(self, target: Target) -> None:
         self.ecr.ensure_repository(target.repository)
-        if target.tag is None:
+        if target.tag is None or not self.ecr.tag_immutable(target.repository, target.tag):
             return
         # Called only when the target tag does not hold the digest to copy: in an IMMUTABLE repository a tag
         # that exists at all holds another digest, and ECR would refuse the manifest after every blob moved.
-        held = self.ecr.immutable_tag_digest(target.repository, target.tag)
+        held = self.client.head_manifest(target.registry, target.repository, target.tag)
         if held is not None:
             raise CopyError(
                 f"the ECR repository {target.repository} has IMMUTABLE tags and {target.tag} already holds "
-                f"{held}, another digest than upstream's now (the tag moved upstream); nothing was pushed. Fix: "
-                "mirror the image by digest or under a new tag, or make the repository's tags MUTABLE "
+                f"{held.digest}, another digest than upstream's now (the tag moved upstream); nothing was pushed. "
+                "Fix: mirror the image by digest or under a new tag, or make the repository's tags MUTABLE "
                 "(aws ecr put-image-tag-mutability) if the mirror should follow moved tags"
             )
 
@@ -193,21 +205,35 @@ class EcrLogins(Credentials):
             parsed = parse_registry_host(host)
             if parsed is None:
                 return None
-            from bot.config import EcrConfig
             from bot.targets.aws import Ecr, EcrLocation, make_client
 
             location = EcrLocation(parsed[0], parsed[1], f"https://{host}")
             client = make_client(location, self.sources.endpoint_url, self.sources)
-            ecr = Ecr(client, EcrConfig(), location, log=self.log)
+            ecr = Ecr(client, _SOURCE_SETTINGS, location, log=self.log)
             self._registries[host] = ecr
             return ecr
 
     def get(self, host: str) -> Login | None:
-        ecr = self._ecr(host)
-        if ecr is None:
-            return super().get(host)
-        login = ecr.login()
+        try:
+            ecr = self._ecr(host)
+            if ecr is None:
+                return super().get(host)
+            login = ecr.login()
+        except AwsError as exc:
+            if self._is_target(host):
+                raise
+            raise AwsError(
+                f"{normalize_host(host)} is a private ECR registry; {exc.message}. Give the bot credentials that "
+                "may read it: ecr.sources.profile or ecr.sources.role_arn in mirror/config.yml (an identity with "
+                + ", ".join(SOURCE_READ_ACTIONS)
+                + ")"
+            ) from exc
         return Login(login.username, login.password)
+
+    def _is_target(self, host: str) -> bool:
+        with self._registry_lock:
+            ecr = self._registries.get(normalize_host(host))
+        return ecr is not None and ecr.settings is not _SOURCE_SETTINGS
 
     def renew(self, host: str, refused: str | None, denied: RegistryError) -> bool:
         """After ECR's 403 saying the token expired: a fresh token, one fetch however many threads saw it.
