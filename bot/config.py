@@ -44,6 +44,9 @@ DEFAULT_SKIP_WORDS: tuple[str, ...] = (
     "nanoserver",
 )
 
+# Registries known to serve the same images: their images may share mirror paths while their digests agree.
+DEFAULT_ALIASES: tuple[tuple[str, ...], ...] = (("registry.k8s.io", "k8s.gcr.io"),)
+
 GIB = 1024**3
 DEFAULT_DENY_REASON = "its owners asked not to be mirrored"
 
@@ -125,16 +128,30 @@ class WebhookConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class TransferConfig:
+    """How blobs move (``transfer:``): large blobs download as ``parts`` ranges of ``part_size_mib`` at once,
+    and upload in resumable chunks of ``upload_chunk_mib`` (ECR takes at least 5 MiB)."""
+
+    part_size_mib: int = 8
+    parts: int = 8
+    parted_from_mib: int = 32
+    buffer_mib: int = 64
+    upload_chunk_mib: int = 64
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     target_registry: str = DEFAULT_TARGET_REGISTRY
     target_prefix: str = ""
     rules: tuple[Rule, ...] = tuple(Rule(s, t) for s, t in DEFAULT_RULES)
     deny: tuple[DenyEntry, ...] = ()
+    aliases: tuple[tuple[str, ...], ...] = DEFAULT_ALIASES
     insecure_registries: tuple[str, ...] = ()
     limits: Limits = field(default_factory=Limits)
     daily: DailyConfig = field(default_factory=DailyConfig)
     ecr: EcrConfig = field(default_factory=EcrConfig)
     webhook: WebhookConfig = field(default_factory=WebhookConfig)
+    transfer: TransferConfig = field(default_factory=TransferConfig)
     source: str = "built-in defaults"
 
     def with_target_registry(self, registry: str) -> Config:
@@ -179,6 +196,7 @@ def parse_config(data: object, source: str = "config") -> Config:
     ecr = top.section("ecr")
     ecr_sources = ecr.section("sources")
     webhook = top.section("webhook")
+    transfer = top.section("transfer")
     defaults = Config()
     target_host, _ = _location(target.string("registry", DEFAULT_TARGET_REGISTRY), "target.registry", source)
     target_prefix = target.string("prefix", "").strip("/")
@@ -189,6 +207,7 @@ def parse_config(data: object, source: str = "config") -> Config:
         target_prefix=target_prefix,
         rules=_rules(top, defaults.rules),
         deny=_deny(top),
+        aliases=_aliases(top),
         insecure_registries=tuple(top.strings("insecure_registries")),
         limits=Limits(
             max_image_bytes=limits.integer("max_image_bytes", defaults.limits.max_image_bytes),
@@ -224,11 +243,24 @@ def parse_config(data: object, source: str = "config") -> Config:
             exclude_namespaces=tuple(webhook.strings("exclude_namespaces", defaults.webhook.exclude_namespaces)),
             opt_out_key=webhook.string("opt_out_key", defaults.webhook.opt_out_key),
         ),
+        transfer=_transfer(transfer, defaults.transfer),
         source=source,
     )
-    for section in (top, target, limits, daily, ecr, ecr_sources, webhook):
+    for section in (top, target, limits, daily, ecr, ecr_sources, webhook, transfer):
         section.reject_unknown()
     return config
+
+
+def _transfer(section: _Section, defaults: TransferConfig) -> TransferConfig:
+    values = {
+        key: section.integer(key, getattr(defaults, key))
+        for key in ("part_size_mib", "parts", "parted_from_mib", "buffer_mib", "upload_chunk_mib")
+    }
+    smallest = {"upload_chunk_mib": 5, "parted_from_mib": 0}
+    for key, value in values.items():
+        if value < smallest.get(key, 1):
+            raise ConfigError(f"{section.source}: transfer.{key} is {value}; give {smallest.get(key, 1)} or more")
+    return TransferConfig(**values)
 
 
 def _rules(top: _Section, defaults: tuple[Rule, ...]) -> tuple[Rule, ...]:
@@ -251,6 +283,26 @@ def _rules(top: _Section, defaults: tuple[Rule, ...]) -> tuple[Rule, ...]:
             )
         rules.append(Rule(f"{host}/{prefix}" if prefix else host, target))
     return tuple(rules)
+
+
+def _aliases(top: _Section) -> tuple[tuple[str, ...], ...]:
+    """``aliases:``: groups of sources (``host`` or ``host/path/prefix``) that serve the same images."""
+    items = top.sequence("aliases")
+    if items is None:
+        return DEFAULT_ALIASES
+    groups = []
+    for index, item in enumerate(items):
+        key = f"aliases[{index}]"
+        if not isinstance(item, list) or len(item) < 2 or not all(isinstance(part, str) for part in item):
+            raise ConfigError(
+                f"{top.source}: {key} must be a list of two or more sources, e.g. [registry.k8s.io, k8s.gcr.io]"
+            )
+        members = []
+        for part in item:
+            host, prefix = _location(part, key, top.source)
+            members.append(f"{host.lower()}/{prefix}" if prefix else host.lower())
+        groups.append(tuple(members))
+    return tuple(groups)
 
 
 def _deny(top: _Section) -> tuple[DenyEntry, ...]:

@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 from bot.config import DailyConfig
 from bot.errors import BotError, ConfigError
 from bot.lists import Entry
-from bot.reference import DOCKER_HUB, DOCKER_HUB_ALIASES, Reference, is_tag
+from bot.reference import DOCKER_HUB, Reference, fold_host, is_tag
+from bot.units import plural
 
 if TYPE_CHECKING:
     import requests
@@ -221,20 +222,20 @@ class PullBudget:
             return
         host = urlsplit(response.url).netloc.lower()
         with self._lock:
-            self._remaining[_budget_key(host)] = remaining
+            self._remaining[fold_host(host)] = remaining
 
     def remaining(self, host: str) -> int | None:
         with self._lock:
-            return self._remaining.get(_budget_key(host))
+            return self._remaining.get(fold_host(host))
 
     def cost(self, host: str) -> int:
         """Pulls one image is taken to cost: what copies were seen to spend, else ``pulls_per_image``."""
         with self._lock:
-            return self._cost.get(_budget_key(host), self.pulls_per_image)
+            return self._cost.get(fold_host(host), self.pulls_per_image)
 
     def knows_cost(self, host: str) -> bool:
         with self._lock:
-            return _budget_key(host) in self._cost
+            return fold_host(host) in self._cost
 
     def images_allowed(self, host: str, wanted: int) -> int:
         """How many of ``wanted`` images from ``host`` may be copied now without touching the reserve."""
@@ -250,15 +251,8 @@ class PullBudget:
             return
         spent = max(1, -(-(before - after) // images))  # ceiling; never below one pull
         with self._lock:
-            key = _budget_key(host)
+            key = fold_host(host)
             self._cost[key] = max(self._cost.get(key, 0), spent)
-
-
-def _budget_key(host: str) -> str:
-    host = host.lower()
-    if host in DOCKER_HUB_ALIASES or host == "registry-1.docker.io":
-        return DOCKER_HUB
-    return host
 
 
 # -- the daily run --------------------------------------------------------------------------------------------
@@ -374,5 +368,5 @@ def limit_note(budget: PullBudget, deferred: Mapping[str, int]) -> str | None:
     left = ", ".join(f"{host}: {budget.remaining(host)} pulls left" for host in sorted(deferred))
     return (
         f"stopped before exhausting the pull limit ({left}; {budget.reserve} kept in reserve): "
-        f"{total} tags deferred to the next run"
+        f"{plural(total, 'tag')} deferred to the next run"
     )

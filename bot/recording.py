@@ -80,17 +80,25 @@ def record(results: Sequence[Results], *, mirrored: Path, commit: bool, title: s
             print(f"{mirrored}: recorded {len(set(map(str, merged.mirrored)))} verified images")
     commit_failed = False
     if commit:
-        path = _repository_path(mirrored)
+        path = str(mirrored)
         try:
+            path = _repository_path(mirrored)
             outcome = commit_file(
                 repository_from_environment(),
                 path,
                 lambda text: merge_mirrored(text, merged.mirrored),
                 commit_message(merged.mirrored, path),
             )
-        except GitHubError as exc:
+        except (GitHubError, ListFileError) as exc:
+            # Nothing reached the branch half-way: the contents API commits whole or not at all.
             commit_failed = True
-            notes.append(f"not committed: {exc}")
+            note = (
+                f"not committed: {exc}. {mirrored} in this checkout holds the verified images; run the job again "
+                "to commit them (images already at the target are only checked, not copied again)"
+            )
+            notes.append(note)
+            if actions.in_actions():
+                print(actions.annotation("error", note, title="mirrored list not committed"))
         else:
             notes.append(outcome.describe(path))
     for shard in merged.missing:

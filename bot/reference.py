@@ -18,6 +18,14 @@ from bot.errors import InvalidReference
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
+
+
+def fold_host(host: str) -> str:
+    """``host`` lowercase, with every Docker Hub alias folded into ``docker.io``: the one spelling of a registry."""
+    host = host.lower()
+    return DOCKER_HUB if host in DOCKER_HUB_ALIASES else host
+
+
 MAX_NAME_LENGTH = 255
 MAX_TAG_LENGTH = 128
 
@@ -49,10 +57,7 @@ class Reference:
     @property
     def host(self) -> str:
         """The registry host, lowercase, with every Docker Hub alias folded into ``docker.io``."""
-        if self.registry is None:
-            return DOCKER_HUB
-        host = self.registry.lower()
-        return DOCKER_HUB if host in DOCKER_HUB_ALIASES else host
+        return DOCKER_HUB if self.registry is None else fold_host(self.registry)
 
     @property
     def is_docker_hub(self) -> bool:

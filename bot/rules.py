@@ -15,7 +15,7 @@ from fnmatch import fnmatchcase
 from bot.addresses import internal_kind
 from bot.config import Config, Rule
 from bot.errors import MappingError, Refusal, TargetNameError
-from bot.reference import DOCKER_HUB, DOCKER_HUB_ALIASES, Reference, format_reference, parse_reference
+from bot.reference import DOCKER_HUB, Reference, fold_host, format_reference, parse_reference
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,11 +41,6 @@ class _CompiledRule:
     host: str
     prefix: tuple[str, ...]
     target: tuple[str, ...]
-
-
-def _fold_host(host: str) -> str:
-    host = host.lower()
-    return DOCKER_HUB if host in DOCKER_HUB_ALIASES else host
 
 
 def _edit_distance(a: str, b: str) -> int:
@@ -89,9 +84,27 @@ class Mapper:
         compiled = []
         for rule in config.rules:
             host, _, prefix = rule.source.partition("/")
-            compiled.append(_CompiledRule(rule, _fold_host(host), _components(prefix), _components(rule.target)))
+            compiled.append(_CompiledRule(rule, fold_host(host), _components(prefix), _components(rule.target)))
         self._rules = tuple(compiled)
         self.hosts = frozenset(rule.host for rule in self._rules)
+        self._aliases = tuple(
+            tuple((fold_host(host), _components(prefix)) for host, _, prefix in (m.partition("/") for m in group))
+            for group in config.aliases
+        )
+
+    def upstream_key(self, ref: Reference) -> tuple[str, str]:
+        """``(registry, repository)`` of ``ref``'s upstream, the same for every declared alias (``aliases:``):
+        ``registry.k8s.io/pause`` and ``k8s.gcr.io/pause`` share one key."""
+        parts = _components(ref.repository)
+        for index, group in enumerate(self._aliases):
+            for host, prefix in group:
+                if ref.host == host and parts[: len(prefix)] == prefix:
+                    return (f"aliases[{index}]", "/".join(parts[len(prefix) :]))
+        return (ref.host, ref.repository)
+
+    def same_upstream(self, a: Reference, b: Reference) -> bool:
+        """Do ``a`` and ``b`` name one upstream image tag (the same source, or declared aliases)?"""
+        return self.upstream_key(a) == self.upstream_key(b) and a.effective_tag == b.effective_tag
 
     def rule_for(self, ref: Reference) -> _CompiledRule:
         """The longest rule covering ``ref``, or :class:`MappingError` naming the registry and the fix."""
@@ -133,6 +146,8 @@ class Mapper:
         )
 
     def check_denied(self, ref: Reference) -> None:
+        if not self.config.deny:
+            return  # the common case, and a hot path over a 74k-line mirrored list
         names = (ref.canonical_name, ref.canonical())
         for entry in self.config.deny:
             if any(fnmatchcase(name, entry.pattern) for name in names):

@@ -13,12 +13,14 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from bot.collisions import Clash, PathClaims, PathKey, path_key, same_source
 from bot.errors import BotError, Failure
 from bot.lists import Entry, MirroredIndex
 from bot.reference import Reference
 from bot.registry.models import MOUNT_ANY, Platform
-from bot.registry.progress import Progress, human_bytes
+from bot.registry.progress import Progress
 from bot.rules import Mapper, Target
+from bot.units import binary_size
 
 if TYPE_CHECKING:  # the engine (and requests) loads when a sync runs, not when the CLI starts
     from bot.registry.client import RegistryClient
@@ -61,7 +63,7 @@ class ImageResult:
         if not self.ok:
             return f"FAILED  {self.source} -> {target}: {self.reason}"
         if self.copy is not None and self.copy.dry_run:
-            what = "up to date" if self.skipped else f"would copy {human_bytes(self.bytes_moved)}"
+            what = "up to date" if self.skipped else f"would copy {binary_size(self.bytes_moved)}"
             return f"DRY-RUN {self.source} -> {target}: {what}"
         if self.skipped:
             return f"OK      {self.source} -> {target}: already up to date ({self.target_digest})"
@@ -71,7 +73,7 @@ class ImageResult:
             if copy
             else ""
         )
-        return f"OK      {self.source} -> {target}: {human_bytes(self.bytes_moved)} moved{blobs} ({self.target_digest})"
+        return f"OK      {self.source} -> {target}: {binary_size(self.bytes_moved)} moved{blobs} ({self.target_digest})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +115,7 @@ class SyncReport:
         failed = f"{len(self.failed) - cancelled} failed" + (f", {cancelled} not done (cancelled)" if cancelled else "")
         lines.append(
             f"{images}: {len(self.succeeded)} ok ({skipped} already up to date), "
-            f"{failed}; {verb} {human_bytes(self.bytes_moved)}"
+            f"{failed}; {verb} {binary_size(self.bytes_moved)}"
         )
         return lines
 
@@ -130,6 +132,7 @@ def sync(
     prepare: Callable[[Target], None] | None = None,
     cancel: threading.Event | None = None,
     mount_policy: str = MOUNT_ANY,
+    claims: PathClaims | None = None,
 ) -> SyncReport:
     """Copy every entry to ``mapper.target(entry)``; one failing image never stops the others.
 
@@ -142,12 +145,18 @@ def sync(
     Once ``cancel`` is set no further image starts and transfers in flight are abandoned (see
     :class:`~bot.registry.copy.Copier`); images that were not finished come back ``cancelled``, and those that
     were are still read back and verified, so the caller can record them.
+
+    One mirror tag holds one source: an image whose target tag another image of this run takes is refused, and
+    one whose target tag ``claims`` (mirrored-images.txt) gives to another source is copied only when its
+    upstream digest is the one recorded there (declared aliases), pinned to that digest; else it is refused.
     """
     from bot.registry.copy import Copier, ImageLocation
 
     results: dict[int, ImageResult] = {}
     jobs: list[tuple[int, Reference, Target]] = []
     seen: set[tuple[object, ...]] = set()
+    taken: dict[PathKey, Reference] = {}
+    pins: dict[int, str] = {}
     for index, item in enumerate(entries):
         ref = item.ref if isinstance(item, Entry) else item
         try:
@@ -159,6 +168,19 @@ def sync(
         if key in seen:
             continue
         seen.add(key)
+        if target.tag is not None:
+            first = taken.setdefault(path_key(target), ref)
+            if first is not ref and not same_source(first, ref):
+                why = f"refused: {first}, another image of this run, takes the mirror path {target}; {_ONE_SOURCE}"
+                results[index] = ImageResult(ref, target, False, why)
+                continue
+            clash = claims.holder(ref, target) if claims is not None else None
+            if clash is not None:
+                pinned, why = _agreed_digest(client, ref, target, clash)
+                if pinned is None:
+                    results[index] = ImageResult(ref, target, False, why)
+                    continue
+                pins[index] = pinned
         jobs.append((index, ref, target))
 
     by_location = {(target.registry.lower(), target.repository): target for _, _, target in jobs}
@@ -181,7 +203,13 @@ def sync(
         cancel=cancel,
         mount_policy=mount_policy,
     ) as copier:
-        pairs = [(ImageLocation.from_reference(ref), ImageLocation.from_target(target)) for _, ref, target in jobs]
+        pairs = [
+            (
+                ImageLocation.from_reference(ref).with_digest(pins.get(index, ref.digest)),
+                ImageLocation.from_target(target),
+            )
+            for index, ref, target in jobs
+        ]
         outcomes = copier.copy_many(pairs, platforms)
     if progress is not None:
         progress.finish()
@@ -212,10 +240,36 @@ def sync(
             copy.platforms,
             copy,
         )
+    if claims is not None:
+        for result in results.values():
+            if result.verified and result.target is not None and result.target.tag is not None:
+                claims.add(result.source.with_digest(result.target_digest), result.target)
     return SyncReport(tuple(results[i] for i in sorted(results)), dry_run)
 
 
 CANCELLED = "not done: the run was cancelled before this image was copied and verified"
+_ONE_SOURCE = "a mirror tag holds one image, so it is never moved to another source's image (see 'aliases:')"
+
+
+def _agreed_digest(client: RegistryClient, ref: Reference, target: Target, clash: Clash) -> tuple[str | None, str]:
+    """The digest to copy ``ref`` at when the recorded holder of its mirror tag has that same digest, else
+    ``None`` and why not (one HEAD to the source; a request pinned by digest needs none)."""
+    holder = clash.entry
+    recorded = holder.ref.digest
+    current = ref.digest
+    if current is None and recorded is not None:
+        try:
+            found = client.head_manifest(ref.host, ref.repository, ref.effective_tag or "latest")
+        except BotError as exc:
+            return None, f"cannot compare with {holder.ref}, which holds the mirror path {target}: {exc}"
+        current = found.digest if found is not None else None
+    if recorded is not None and current == recorded:
+        return current, ""
+    where = f"{holder.file}:{holder.line}" if holder.line else "this run"
+    return None, (
+        f"refused: the mirror path {target} holds {holder.ref} ({where}), another source, and {ref} is at "
+        f"{current or 'an unknown digest'}; {_ONE_SOURCE}"
+    )
 
 
 def _without_own_name(reason: str | None, ref: Reference, source: object) -> str | None:

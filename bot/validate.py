@@ -22,13 +22,15 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from bot.checks import name_column
+from bot.collisions import FIX as COLLISION_FIX
+from bot.collisions import PathClaims, RequestPaths, taken_path
 from bot.config import DailyConfig, Limits
 from bot.daily import TagFilter
 from bot.errors import AuthError, AwsError, BotError, MappingError, NotFound, Refusal, TargetNameError
 from bot.lists import MAX_LIST_BYTES, Entry, ListKind, MirroredIndex, logical_lines, parse_list, too_large_message
 from bot.reference import Reference, is_tag
 from bot.rules import Mapper, Target
-from bot.units import clip_text, fit
+from bot.units import binary_size, clip_text, fit
 
 ERROR = "error"
 WARNING = "warning"
@@ -196,6 +198,7 @@ def validate_changes(
     upstream: Upstream,
     limits: Limits,
     mirrored: MirroredIndex,
+    claims: PathClaims | None = None,
     daily: DailyConfig | None = None,
     workers: int = DEFAULT_WORKERS,
 ) -> ValidationResult:
@@ -220,7 +223,7 @@ def validate_changes(
         if change.head is None:
             continue
         files.append(change.path)
-        works.extend(_offline_checks(change, mapper, mirrored))
+        works.extend(_offline_checks(change, mapper, mirrored, claims))
 
     budget = max(limits.max_new_lines, 1) * UPSTREAM_LINE_FACTOR
     online = [work for work in works if work.entry is not None and not work.issues and work.result.target is not None]
@@ -241,7 +244,9 @@ def validate_changes(
     return ValidationResult(lines, (*refused, *_pull_request_issues(lines, limits)), limits, tuple(files))
 
 
-def _offline_checks(change: ListChange, mapper: Mapper, mirrored: MirroredIndex) -> list[_Work]:
+def _offline_checks(
+    change: ListChange, mapper: Mapper, mirrored: MirroredIndex, claims: PathClaims | None
+) -> list[_Work]:
     kind = change.list_kind
     head_text = _decode(change.head) or ""
     added = added_line_numbers(_decode(change.base), head_text)
@@ -249,9 +254,12 @@ def _offline_checks(change: ListChange, mapper: Mapper, mirrored: MirroredIndex)
     entries = {entry.line: entry for entry in parsed.entries}
     problems = {problem.line: problem for problem in parsed.problems}
     existing: dict[tuple[str, str, str | None, str | None], Entry] = {}
+    paths = RequestPaths(mapper)  # mirror paths the file's lines take, its older lines first
     for listed in parsed.entries:
         if listed.line not in added:
             existing.setdefault(listed.ref.identity(), listed)
+            with contextlib.suppress(MappingError):
+                paths.clash(listed, taken_path(mapper.target(listed.ref), kind))
 
     works: list[_Work] = []
     first_added: dict[tuple[str, str, str | None, str | None], Entry] = {}
@@ -301,6 +309,14 @@ def _offline_checks(change: ListChange, mapper: Mapper, mirrored: MirroredIndex)
                     col=entry.col,
                 )
             )
+            continue
+        clash = paths.clash(entry, taken_path(target, kind))
+        recorded = clash is None and claims is not None
+        if recorded and claims is not None:
+            clash = claims.holder(entry.ref, taken_path(target, kind))
+            clash = None if clash is not None and clash.alias else clash  # aliases: the sync compares digests
+        if clash is not None:
+            work.issues.append(Issue(clash.message(target, recorded=recorded), COLLISION_FIX, col=entry.col))
             continue
         if kind is ListKind.REQUIRED:
             done = mirrored.find(entry.ref)
@@ -384,8 +400,8 @@ def _online_check(
     if facts.size > limits.max_image_bytes:
         work.issues.append(
             Issue(
-                f"the image is {_gib(facts.size)} compressed, over the limit of {_gib(limits.max_image_bytes)} "
-                "per image (limits.max_image_bytes)",
+                f"the image is {binary_size(facts.size)} compressed, over the limit of "
+                f"{binary_size(limits.max_image_bytes)} per image (limits.max_image_bytes)",
                 "mirror a smaller tag, or ask the maintainers to raise limits.max_image_bytes in mirror/config.yml",
                 col=col,
                 limit="limits.max_image_bytes",
@@ -408,17 +424,13 @@ def _pull_request_issues(lines: tuple[LineResult, ...], limits: Limits) -> tuple
     if total > limits.max_pr_bytes:
         issues.append(
             Issue(
-                f"the new images add up to {_gib(total)} compressed, over the limit of {_gib(limits.max_pr_bytes)} "
-                "per pull request (limits.max_pr_bytes)",
+                f"the new images add up to {binary_size(total)} compressed, over the limit of "
+                f"{binary_size(limits.max_pr_bytes)} per pull request (limits.max_pr_bytes)",
                 "split the request into several pull requests, merged one after the other",
                 limit="limits.max_pr_bytes",
             )
         )
     return tuple(issues)
-
-
-def _gib(count: int) -> str:
-    return f"{count / 1024**3:.2f} GiB"
 
 
 def _syntax_fix(kind: ListKind) -> str:

@@ -25,7 +25,7 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         "--registry",
         default=None,
         metavar="HOST[/PREFIX]",
-        help="target registry, overriding the config's target.registry",
+        help="target registry and optional path prefix, overriding the config's target.registry",
     )
 
 
@@ -51,6 +51,22 @@ def add_registry_options(parser: argparse.ArgumentParser) -> None:
         default=8,
         metavar="N",
         help="images and blobs transferred at once (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--part-size",
+        type=int,
+        default=None,
+        metavar="MIB",
+        help="large blobs download as ranges of this many MiB, several at once (default: transfer.part_size_mib "
+        "of the config, 8)",
+    )
+    parser.add_argument(
+        "--parts",
+        type=int,
+        default=None,
+        metavar="N",
+        help="ranges of one large blob downloaded at once; 1 downloads over one connection (default: "
+        "transfer.parts of the config, 8)",
     )
     parser.add_argument("--dry-run", action="store_true", help="say what would be copied and how many bytes")
     parser.add_argument(
@@ -103,6 +119,11 @@ def client_options(args: argparse.Namespace) -> ClientOptions:
     ``--timeout``, checked."""
     if args.concurrency < 1:
         raise UsageError("--concurrency must be 1 or more")
+    part_size, parts = getattr(args, "part_size", None), getattr(args, "parts", None)
+    if part_size is not None and part_size < 1:
+        raise UsageError("--part-size must be 1 (MiB) or more")
+    if parts is not None and parts < 1:
+        raise UsageError("--parts must be 1 or more")
     timeout = float(args.timeout)
     if not 0 < timeout <= 3600:  # also refuses nan
         raise UsageError(f"--timeout {timeout:g}: give a number of seconds above 0 and at most 3600")
@@ -120,4 +141,6 @@ def client_options(args: argparse.Namespace) -> ClientOptions:
         insecure_registries=tuple(args.insecure_registry),
         concurrency=args.concurrency,
         timeout=timeout,
+        part_size_mib=part_size,
+        parts=parts,
     )

@@ -8,11 +8,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from bot.checks import CheckResult, check_lists
+from bot.collisions import PathClaims
 from bot.commands._options import add_config_options, config_from_args
 from bot.config import Config
 from bot.github import actions
 from bot.lists import DAILY_LIST, MIRRORED_LIST, REQUIRED_LIST, ListKind, MirroredIndex, Problem, read_list
 from bot.targets import mapper_for, source_credentials_missing
+from bot.units import plural
 
 DEFAULT_FILES = (REQUIRED_LIST, DAILY_LIST)
 
@@ -57,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     mirrored_list = named[0] if named else read_list(args.mirrored, ListKind.MIRRORED, missing_ok=True)
     if not named:
         lists.append(mirrored_list)
-    result = check_lists(lists, mapper, MirroredIndex(mirrored_list.entries))
+    claims = PathClaims(mirrored_list.entries, mapper)
+    result = check_lists(lists, mapper, MirroredIndex(mirrored_list.entries), claims)
     result = replace(result, problems=tuple(sorted((*result.problems, *_private_sources(result, config)), key=_where)))
     for checked in result.entries:
         print(f"{checked.entry.ref} -> {checked.target}")
@@ -73,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
     errors = len(result.errors)
     warnings = len(result.problems) - errors
     print(
-        f"checked {len(lists)} files: {len(result.entries)} entries, {errors} errors, {warnings} warnings",
+        f"checked {plural(len(lists), 'file')}: {plural(len(result.entries), 'entry', 'entries')}, "
+        f"{plural(errors, 'error')}, {plural(warnings, 'warning')}",
         file=sys.stderr,
     )
     return 1 if errors else 0

@@ -16,9 +16,10 @@ from bot.commands._options import (
 from bot.config import Config, EcrConfig
 from bot.errors import BotError, CopyError, Failure
 from bot.registry.auth import normalize_host
-from bot.registry.progress import Progress, human_bytes
+from bot.registry.progress import Progress
 from bot.rules import Target
 from bot.targets import open_target
+from bot.units import binary_size
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -70,19 +71,18 @@ def run(args: argparse.Namespace) -> int:
             raise CopyError(f"{exc} ({hint})") from exc
         finally:
             progress.image_done()
-    if result.bytes_moved or not result.skipped:
-        progress.finish()
+    progress.finish()
     if result.skipped:
         print(f"{dst}: already up to date ({result.target_digest})")
     elif result.dry_run:
         print(
-            f"{src} -> {dst}: would copy {result.blobs_copied} blobs ({human_bytes(result.bytes_moved)}), "
+            f"{src} -> {dst}: would copy {result.blobs_copied} blobs ({binary_size(result.bytes_moved)}), "
             f"mount {result.blobs_mounted}, {result.blobs_skipped} already present"
         )
     else:
         platforms_text = ", ".join(str(p) for p in result.platforms) or "single platform"
         print(
-            f"{src} -> {dst}: {result.target_digest} ({platforms_text}); {human_bytes(result.bytes_moved)} moved, "
+            f"{src} -> {dst}: {result.target_digest} ({platforms_text}); {binary_size(result.bytes_moved)} moved, "
             f"blobs {result.blobs_copied} copied / {result.blobs_mounted} mounted / {result.blobs_skipped} present"
         )
     return 0

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from bot.cancel import Cancellation, cancellation, report_not_done
+from bot.collisions import PathClaims
 from bot.commands._options import client_options, platforms_from_args
 from bot.commands._run import add_run_options, run_config
 from bot.daily import (
@@ -32,6 +33,7 @@ from bot.rules import Mapper
 from bot.shard import ALL
 from bot.sync import sync
 from bot.targets import TargetSession, mapper_for, open_target
+from bot.units import plural
 
 DEFAULT_RESERVE = 10
 
@@ -81,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         with open_target(config, client_options(args)) as target:
             target.client.transport.on_response = budget.observe
             target.client.transport.cancel_on(cancel.event)  # retry waits while listing tags end at a cancel
-            daily = _Copier(args, mapper, target, cancel)
+            daily = _Copier(args, mapper, target, cancel, PathClaims(mirrored, mapper))
             daily.log.failures.extend((f"{p.file}:{p.line}", p.message) for p in listing.problems if p.is_error)
             for repository in repositories:
                 if cancel.requested:  # not even listed: its new tags are for the next run
@@ -128,8 +130,11 @@ def run(args: argparse.Namespace) -> int:
 class _Copier:
     """Copies chosen tags of one repository at a time and logs rows, verified images and failures."""
 
-    def __init__(self, args: argparse.Namespace, mapper: Mapper, target: TargetSession, cancel: Cancellation) -> None:
+    def __init__(
+        self, args: argparse.Namespace, mapper: Mapper, target: TargetSession, cancel: Cancellation, claims: PathClaims
+    ) -> None:
         self.args = args
+        self.claims = claims
         self.mapper = mapper
         self.target = target
         self.cancel = cancel
@@ -155,6 +160,7 @@ class _Copier:
             prepare=self.target.prepare,
             mount_policy=self.target.mount_policy,
             cancel=self.cancel.event,
+            claims=self.claims,
         )
         for result in report.results:
             print(actions.safe_line(result.describe()))
@@ -176,4 +182,7 @@ def _unique(refs: Iterable[Reference]) -> list[Reference]:
 def _describe(plan: RepositoryPlan) -> str:
     if plan.error is not None:
         return f"FAILED  {plan.repository}: {plan.error}"
-    return f"{plan.repository}: {plan.tags} tags upstream, {len(plan.selected)} selected, {len(plan.copy)} new or moved"
+    return (
+        f"{plan.repository}: {plural(plan.tags, 'tag')} upstream, {len(plan.selected)} selected, "
+        f"{len(plan.copy)} new or moved"
+    )

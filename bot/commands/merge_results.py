@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from bot.commands._run import add_record_options
+from bot.github import actions
 from bot.recording import record
 from bot.shard import read_results
 
@@ -19,11 +21,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "lines kept), write one job summary and, with --commit, commit the list once. Exit status 1 when an "
         "image failed or a shard of the matrix sent no results.",
     )
-    parser.add_argument("files", nargs="+", type=Path, metavar="FILE", help="results files of the shard jobs")
+    # Zero files is allowed here: the matrix's download step found none, which is a shard failure, not a typo.
+    parser.add_argument("files", nargs="*", type=Path, metavar="FILE", help="results files of the shard jobs")
     add_record_options(parser)
     parser.set_defaults(handler=run)
 
 
+NO_FILE = (
+    "no results file: a shard sent no file, so nothing is recorded; check that the shard jobs uploaded "
+    "their results and that this job downloaded them"
+)
+
+
 def run(args: argparse.Namespace) -> int:
+    if not args.files:
+        print(f"error: {NO_FILE}", file=sys.stderr)
+        if actions.in_actions():
+            print(actions.annotation("error", NO_FILE))
+        return 1
     results = [read_results(path) for path in args.files]
     return record(results, mirrored=args.mirrored, commit=args.commit, title="Merged shard results")

@@ -15,6 +15,7 @@ from bot.rewrite.files import FileResult, rewrite_text
 from bot.rewrite.policy import Mode, Policy
 from bot.rewrite.sites import FileKind
 from bot.rules import Mapper
+from bot.units import plural
 
 STDIN = "-"
 
@@ -130,7 +131,10 @@ def run(args: argparse.Namespace) -> int:
     total = sum(len(result.findings) for result in results)
     rewritten = sum(finding.rewritten for result in results for finding in result.findings)
     verb = "would change" if args.check else "changed"
-    print(f"{len(results)} files, {changed} {verb}: {rewritten} of {total} images rewritten", file=sys.stderr)
+    print(
+        f"{plural(len(results), 'file')}, {changed} {verb}: {rewritten} of {plural(total, 'image')} rewritten",
+        file=sys.stderr,
+    )
     return 1 if args.check and changed else 0
 
 

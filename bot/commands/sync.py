@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from bot.cancel import cancellation, report_not_done
+from bot.collisions import PathClaims
 from bot.commands._options import client_options, platforms_from_args
 from bot.commands._run import add_run_options, run_config
 from bot.errors import UsageError
@@ -31,12 +32,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "is named, and the exit status is 130 or 143; a second signal exits at once.",
     )
     parser.add_argument(
-        "--target",
-        default=None,
-        metavar="REGISTRY[/PREFIX]",
-        help="target registry and optional path prefix (default: target.registry in the config)",
-    )
-    parser.add_argument(
         "--list",
         dest="lists",
         action="append",
@@ -56,8 +51,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     config = run_config(args)
-    if args.target:
-        config = config.with_target_registry(args.target)
     mapper = mapper_for(config)
     platforms = platforms_from_args(args)
     shard = args.shard or ALL
@@ -74,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
         entries.extend(entry for entry in listing.entries if shard.owns(entry.ref))
     if not entries and status == 0 and args.shard is None:
         raise UsageError("the list holds no images; nothing to copy")
-    mirrored = MirroredIndex(() if args.all else read_list(args.mirrored, ListKind.MIRRORED, missing_ok=True).entries)
+    recorded_entries = read_list(args.mirrored, ListKind.MIRRORED, missing_ok=True).entries
+    mirrored = MirroredIndex(() if args.all else recorded_entries)
     progress = Progress.for_stream(sys.stderr)
     with cancellation() as cancel:
         with open_target(config, client_options(args)) as target:
@@ -91,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
                 prepare=target.prepare,
                 mount_policy=target.mount_policy,
                 cancel=cancel.event,
+                claims=PathClaims(recorded_entries, mapper),
             )
             combined = SyncReport((*unchanged, *report.results), report.dry_run)
             for result in combined.results:

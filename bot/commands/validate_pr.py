@@ -21,14 +21,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bot.collisions import PathClaims
 from bot.commands._options import add_config_options, config_from_args
-from bot.config import DEFAULT_CONFIG_PATH
+from bot.config import DEFAULT_CONFIG_PATH, Limits
 from bot.errors import ConfigError, GitHubError
 from bot.github import actions
 from bot.lists import DAILY_LIST, MIRRORED_LIST, REQUIRED_LIST, ListKind, MirroredIndex, read_list
 from bot.reference import Reference
 from bot.report.comment import MARKER, Summary, render_comment, render_summary
 from bot.targets import mapper_for, registry_credentials
+from bot.units import plural
 from bot.validate import (
     DEFAULT_WORKERS,
     ImageFacts,
@@ -122,22 +124,26 @@ def run(args: argparse.Namespace) -> int:
         event = PullRequestEvent.from_environment(environ)
         repository, number = args.repository or event.repository, args.pull or event.number
 
-    github = connect(environ.get("GITHUB_API_URL") or DEFAULT_API_URL, token)
-    pull = PullRequestFiles(github, repository, number)
     paths: list[str] = args.lists or list(LIST_PATHS)
-    changes = pull.list_changes([*paths, CONFIG_PATH])
+    try:
+        pull = PullRequestFiles(connect(environ.get("GITHUB_API_URL") or DEFAULT_API_URL, token), repository, number)
+        changes = pull.list_changes([*paths, CONFIG_PATH])
+    except GitHubError as exc:
+        return _unread(exc, config.limits)
     config_changed = any(change.path == CONFIG_PATH for change in changes)
     changes = [change for change in changes if change.path != CONFIG_PATH]
 
     mirrored = read_list(args.mirrored, ListKind.MIRRORED, missing_ok=True)
+    mapper = mapper_for(config)
     # Private ECR sources get a token minted with ecr.sources' credentials (a read-only role is enough).
     with build_client(config, credentials=registry_credentials(config), concurrency=args.workers) as client:
         result = validate_changes(
             changes,
-            mapper=mapper_for(config),
+            mapper=mapper,
             upstream=RegistryUpstream(client),
             limits=config.limits,
             mirrored=MirroredIndex(mirrored.entries),
+            claims=PathClaims(mirrored.entries, mapper),
             daily=config.daily,
             workers=args.workers,
         )
@@ -159,9 +165,8 @@ def run(args: argparse.Namespace) -> int:
             # A push that adds no line only updates an earlier comment; it does not start one.
             comment_url = pull.upsert_comment(body, MARKER, create=bool(result.lines or result.issues))
         except GitHubError as exc:
-            print(actions.annotation("error", exc.message) if actions.in_actions() else f"error: {exc}")
-            comment_url = ""
-            _outputs(result, comment_url)
+            _outputs(result, "")
+            _error(exc)
             return 1
     _outputs(result, comment_url)
     if comment_url:
@@ -193,8 +198,8 @@ def report(result: ValidationResult, default_file: str) -> Summary:
                 file=default_file,
             )
         )
-    status = "ok" if result.ok else f"{result.error_count} errors"
-    print(f"validate-pr: {len(result.lines)} added lines checked: {status}", file=sys.stderr)
+    status = "ok" if result.ok else plural(result.error_count, "error")
+    print(f"validate-pr: {plural(len(result.lines), 'added line')} checked: {status}", file=sys.stderr)
     summary = render_summary(result)
     actions.append_summary(summary.markdown)
     return summary
@@ -211,6 +216,21 @@ def _problem(issue: Issue, file: str, line: LineResult | None, budget: actions.A
             print(actions.annotation(level, text, file=file))
         else:
             print(actions.annotation(level, text, file=file, line=line.line, col=issue.col))
+
+
+def _unread(exc: GitHubError, limits: Limits) -> int:
+    """The pull request could not be read: say so in the summary, the outputs and one line on stderr."""
+    result = ValidationResult((), (Issue(exc.message, "run the check again once GitHub answers"),), limits)
+    actions.append_summary(render_summary(result).markdown)
+    _outputs(result, "")
+    _error(exc)
+    return 1
+
+
+def _error(exc: GitHubError) -> None:
+    if actions.in_actions():
+        print(actions.annotation("error", exc.message))
+    print(actions.safe_line(f"error: {exc}"), file=sys.stderr)
 
 
 def _outputs(result: ValidationResult, comment_url: str) -> None:

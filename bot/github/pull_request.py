@@ -6,16 +6,16 @@ head and base commits and are handed to the validation as bytes.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bot.errors import ConfigError, GitHubError, ListFileError
-from bot.lists import MAX_LIST_BYTES, too_large_message
+from bot.github.api import DEFAULT_API_URL, ask, call, connect, message
+from bot.github.contents import read_file
 from bot.validate import ListChange
 
 if TYPE_CHECKING:
@@ -23,22 +23,11 @@ if TYPE_CHECKING:
     from github.PullRequest import PullRequest
     from github.Repository import Repository
 
-DEFAULT_API_URL = "https://api.github.com"
+__all__ = ["DEFAULT_API_URL", "PullRequestEvent", "PullRequestFiles", "connect"]
 
-
-def connect(api_url: str, token: str, *, retry: bool = True) -> Github:
-    """A PyGithub client for ``api_url`` (``GITHUB_API_URL`` in Actions; GitHub Enterprise works too)."""
-    from github import Auth, Github
-
-    kwargs: dict[str, Any] = {} if retry else {"retry": None}
-    return Github(
-        base_url=api_url.rstrip("/"),
-        auth=Auth.Token(token),
-        seconds_between_requests=0,
-        seconds_between_writes=0,
-        per_page=100,
-        **kwargs,
-    )
+# GitHub lists at most this many files of a pull request
+# (https://docs.github.com/rest/pulls/pulls#list-pull-requests-files).
+MAX_LISTED_FILES = 3000
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,35 +60,31 @@ class PullRequestEvent:
         return cls(repository, number)
 
 
-def _message(exc: Exception) -> str:
-    data = getattr(exc, "data", None)
-    status = getattr(exc, "status", None)
-    text = data.get("message") if isinstance(data, dict) else None
-    return f"{status} {text or exc.__class__.__name__}" if status else str(exc)
-
-
 class PullRequestFiles:
     """One pull request: its commits, the list files it changes, and its sticky comment."""
 
     def __init__(self, github: Github, repository: str, number: int) -> None:
-        from github import GithubException
+        def load() -> tuple[Repository, PullRequest]:
+            repo = github.get_repo(repository)
+            return repo, repo.get_pull(number)
 
-        self._error = GithubException
         self._github = github
-        try:
-            self.repo: Repository = github.get_repo(repository)
-            self.pull: PullRequest = self.repo.get_pull(number)
-        except GithubException as exc:
-            raise GitHubError(f"cannot read pull request {repository}#{number}: {_message(exc)}") from exc
+        self.repo, self.pull = ask(f"read pull request {repository}#{number}", load)
         self.number = number
         self.head_sha: str = self.pull.head.sha
         self.base_sha: str = self.pull.base.sha
+        # A fork deleted after the pull request was opened leaves "head": {"repo": null}; its commits stay
+        # readable through the base repository.
         head_repo = self.pull.head.repo
         self.is_fork = head_repo is None or head_repo.full_name != self.repo.full_name
 
-    def changed_paths(self) -> dict[str, str]:
-        """Every file the pull request touches: path -> status (added, modified, removed, renamed...)."""
-        try:
+    def changed_paths(self) -> dict[str, str] | None:
+        """Every file the pull request touches: path -> status (added, modified, removed, renamed...).
+
+        ``None`` when GitHub's list is cut at its 3,000 files and a list file may be missing from it.
+        """
+
+        def listing() -> dict[str, str]:
             changed: dict[str, str] = {}
             for item in self.pull.get_files():
                 changed[item.filename] = item.status
@@ -107,8 +92,12 @@ class PullRequestFiles:
                 if previous:
                     changed[previous] = "removed"
             return changed
-        except self._error as exc:
-            raise GitHubError(f"cannot list the files of pull request #{self.number}: {_message(exc)}") from exc
+
+        changed = ask(f"list the files of pull request #{self.number}", listing)
+        total = self.pull.changed_files
+        if len(changed) >= MAX_LISTED_FILES or (isinstance(total, int) and total > len(changed)):
+            return None
+        return changed
 
     def read(self, path: str, ref: str) -> bytes | None:
         """The file at ``ref`` as bytes, ``None`` when it does not exist there.
@@ -116,54 +105,46 @@ class PullRequestFiles:
         A file over :data:`~bot.lists.MAX_LIST_BYTES` is refused with :class:`ListFileError` before its content
         is downloaded (the contents API names the size first).
         """
-        try:
-            content = self.repo.get_contents(path, ref=ref)
-        except self._error as exc:
-            if exc.status == 404:
-                return None
-            raise GitHubError(f"cannot read {path} at {ref[:12]}: {_message(exc)}") from exc
-        if isinstance(content, list):
-            raise GitHubError(f"{path} is a directory at {ref[:12]}; it must be a list file")
-        if content.size > MAX_LIST_BYTES:
-            raise ListFileError(too_large_message(path, content.size))
-        if content.encoding == "base64":
-            return content.decoded_content
-        try:
-            blob = self.repo.get_git_blob(content.sha)
-        except self._error as exc:
-            raise GitHubError(f"cannot read {path} at {ref[:12]}: {_message(exc)}") from exc
-        return base64.b64decode(blob.content)
+        found = read_file(self.repo, path, ref)
+        return None if found is None else found.content
 
     def list_changes(self, paths: Iterable[str]) -> list[ListChange]:
         """Base and head content of each of ``paths`` that the pull request changes."""
         changed = self.changed_paths()
         changes = []
         for path in paths:
-            if path not in changed:
+            if changed is not None and path not in changed:
                 continue
             base = self.read(path, self.base_sha)
             try:
-                head = None if changed[path] == "removed" else self.read(path, self.head_sha)
+                head = None if changed is not None and changed[path] == "removed" else self.read(path, self.head_sha)
             except ListFileError as exc:
                 # The pull request made the file too big: the validation reports it; nothing of it is read.
                 changes.append(ListChange(path, base, None, refused=exc.message))
                 continue
+            if changed is None and head == base:
+                continue  # not in GitHub's cut list and not changed either
             changes.append(ListChange(path, base, head))
         return changes
 
     def _own_login(self) -> str | None:
         """The login the token acts as, or ``None`` for an installation token (which may not read /user)."""
+        from github import GithubException
+
         try:
-            return str(self._github.get_user().login)
-        except self._error:
+            return str(call("read the token's user", lambda: self._github.get_user().login))
+        except GithubException:
             return None
 
     def upsert_comment(self, body: str, marker: str, *, create: bool = True) -> str:
         """Update the comment that carries ``marker`` (posted by a bot or the token's own user), or create it.
 
         Returns its URL; with ``create=False`` only an existing comment is updated (``""`` when there is none).
+        A try whose answer was lost is safe to repeat: the next one finds the comment by its marker.
         """
-        try:
+        from github import GithubException
+
+        def upsert() -> str:
             marked = [c for c in self.pull.get_issue_comments() if marker in (c.body or "") and c.user is not None]
             ours = [c for c in marked if c.user.type == "Bot"]
             if not ours and marked:
@@ -176,10 +157,12 @@ class PullRequestFiles:
                 return str(comment.html_url)
             if not create:
                 return ""
-            created = self.pull.create_issue_comment(body)
-        except self._error as exc:
+            return str(self.pull.create_issue_comment(body).html_url)
+
+        try:
+            return call(f"write the comment on #{self.number}", upsert)
+        except GithubException as exc:
             hint = ""
             if exc.status in (403, 404):
                 hint = "; the workflow needs 'permissions: pull-requests: write'"
-            raise GitHubError(f"cannot write the comment on #{self.number}: {_message(exc)}{hint}") from exc
-        return str(created.html_url)
+            raise GitHubError(f"cannot write the comment on #{self.number}: {message(exc)}{hint}") from exc

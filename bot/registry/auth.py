@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.errors import ConfigError, RegistryError
-from bot.reference import DOCKER_HUB, DOCKER_HUB_ALIASES
+from bot.reference import DOCKER_HUB, fold_host
 
 ENV_PREFIX = "MIRROR_AUTH_"
 # Docker's own tools store Docker Hub credentials under this key.
@@ -31,7 +31,7 @@ def normalize_host(host: str) -> str:
     """Lower-case, drop a scheme and path, fold Docker Hub's aliases into ``docker.io``."""
     host = host.strip().lower()
     host = re.sub(r"^[a-z][a-z0-9+.-]*://", "", host).split("/", 1)[0]
-    return DOCKER_HUB if host in DOCKER_HUB_ALIASES else host
+    return fold_host(host)
 
 
 def env_key(host: str) -> str:

@@ -21,6 +21,7 @@ from bot.reference import is_digest, is_repository_path, is_tag
 from bot.registry.auth import Credentials, Scope
 from bot.registry.models import ACCEPT, MAX_MANIFEST_BYTES, Descriptor, Manifest, sha256_digest
 from bot.registry.throughput import MIN_RATE, Throughput
+from bot.registry.transfer import TransferSettings
 from bot.registry.transport import Transport, TransportSettings
 
 CHUNK_SIZE = 1024 * 1024
@@ -98,10 +99,14 @@ class BlobStream:
         *,
         window: float = 60.0,
         min_rate: float = MIN_RATE,
+        verify: bool = True,
     ) -> None:
         import hashlib
 
         self._response = response
+        self.status = response.status_code
+        self.content_range = response.headers.get("Content-Range")
+        self._verify = verify
         self.what = what or f"downloading {digest}"
         self.digest = digest
         self.size = size
@@ -111,6 +116,11 @@ class BlobStream:
         self._throughput = Throughput(self.what, window, min_rate)
 
     def __iter__(self) -> Iterator[bytes]:
+        if not self._verify:  # a part of the blob: the caller checks size and digest of the whole
+            for chunk in self._chunks():
+                self.received += len(chunk)
+                yield chunk
+            return
         algorithm, _, expected = self.digest.partition(":")
         check = algorithm == "sha256"
         for chunk in self._chunks():
@@ -143,6 +153,8 @@ class BlobStream:
                 # read1: whatever the next network read brings, so each read returns within --timeout.
                 piece = raw.read1(self._chunk_size - buffered, decode_content=False)
             except _BODY_FAILURES as exc:
+                if pending:  # what arrived before the break is good: a resumed download starts after it
+                    yield b"".join(pending)
                 raise _broken_body(exc, self.what, self.received + buffered) from exc
             if piece:
                 self._throughput.add(len(piece))
@@ -200,11 +212,15 @@ class RegistryClient:
         credentials: Credentials | None = None,
         chunk_size: int = CHUNK_SIZE,
         min_rate: float = MIN_RATE,
+        transfer: TransferSettings | None = None,
     ) -> None:
         self.transport = transport or Transport(settings, credentials)
+        self.transfer = transfer or TransferSettings()  # how the copy engine moves blobs through this client
         self.chunk_size = chunk_size
         self.min_rate = min_rate  # bytes/s a blob transfer must keep up over --timeout seconds
         self._chunked_hosts: set[str] = set()
+        # Hosts that answered a range with something else than exactly that range: downloaded whole from then on.
+        self.whole_blob_hosts: set[str] = set()
 
     @property
     def credentials(self) -> Credentials:
@@ -306,13 +322,6 @@ class RegistryClient:
             raise RegistryError(f"{host}/{repository}: the registry stored the manifest as {answered}, not {digest}")
         return digest
 
-    def delete_manifest(self, host: str, repository: str, digest: str) -> None:
-        _safe_path(host, repository, digest, digest=True)
-        response = self.transport.request(
-            "DELETE", host, f"/v2/{repository}/manifests/{digest}", scopes=(*_push(repository), (repository, "delete"))
-        )
-        response.close()
-
     # -- tags ----------------------------------------------------------------------------------------------
 
     def list_tags(self, host: str, repository: str, page_size: int | None = None) -> list[str]:
@@ -395,6 +404,31 @@ class RegistryClient:
             f"downloading {digest} from {host}/{repository}",
             window=self.transport.settings.read_timeout,
             min_rate=self.min_rate,
+        )
+
+    def get_blob_part(self, host: str, repository: str, digest: str, start: int, end: int | None = None) -> BlobStream:
+        """Open a download of bytes ``start``..``end`` (inclusive; to the end when ``None``) with a ``Range``
+        request (none for the whole blob). Unverified: the caller checks ``status`` and ``content_range`` (a
+        registry may ignore the range and answer 200 with the whole blob) and the digest of the whole."""
+        what = f"downloading {digest} from {host}/{repository}"
+        response = self.transport.request(
+            "GET",
+            host,
+            f"/v2/{repository}/blobs/{digest}",
+            scopes=_pull(repository),
+            headers={"Range": f"bytes={start}-{'' if end is None else end}"} if start or end is not None else None,
+            stream=True,
+            what=what,
+        )
+        return BlobStream(
+            response,
+            digest,
+            None,
+            self.chunk_size,
+            what,
+            window=self.transport.settings.read_timeout,
+            min_rate=self.min_rate,
+            verify=False,
         )
 
     def mount_blob(self, host: str, repository: str, digest: str, from_repository: str) -> MountResult:
@@ -488,6 +522,71 @@ class RegistryClient:
                 exc.temporary = True
             raise
         response.close()
+
+    def upload_status(self, host: str, repository: str, url: str) -> tuple[int, str] | None:
+        """How many bytes an upload session holds, and the URL to continue it at (``GET`` on the session,
+        answered ``204`` with ``Range: 0-<last>``); ``None`` when the registry no longer knows the session."""
+        response = self.transport.request(
+            "GET",
+            host,
+            url,
+            scopes=_push(repository),
+            allow=(400, 404, 405, 416),
+            what=f"asking {host}/{repository} how much of an upload it holds",
+        )
+        response.close()
+        held = _range_end(response.headers.get("Range", ""))
+        if response.status_code >= 300 or held is None:
+            return None
+        location = response.headers.get("Location")
+        return held, urljoin(response.url, location) if location else url
+
+    def upload_chunk(  # noqa: PLR0917 - the session, where the chunk goes and its bytes
+        self, host: str, repository: str, url: str, offset: int, size: int, chunks: Iterable[bytes]
+    ) -> str:
+        """Send ``size`` bytes of an upload session, starting at ``offset``, with a ``PATCH``; returns the URL
+        to continue the session at. Not retried here: the body is a stream, the caller resumes."""
+        what = f"uploading {size} bytes at {offset} to {host}/{repository}"
+        body = _SizedBody(chunks, size, Throughput(what, self.transport.settings.read_timeout, self.min_rate))
+        response = self.transport.request(
+            "PATCH",
+            host,
+            url,
+            scopes=_push(repository),
+            headers={
+                "Content-Type": "application/octet-stream",
+                "Content-Length": str(size),
+                "Content-Range": f"{offset}-{offset + size - 1}",
+            },
+            data=body,
+            replayable=False,
+            what=what,
+        )
+        response.close()
+        location = response.headers.get("Location")
+        return urljoin(response.url, location) if location else url
+
+    def finish_upload(self, host: str, repository: str, url: str, digest: str) -> None:
+        """Commit an upload session whose bytes were all sent with :meth:`upload_chunk`."""
+        response = self.transport.request(
+            "PUT",
+            host,
+            url,
+            scopes=_push(repository),
+            params={"digest": digest},
+            headers={"Content-Type": "application/octet-stream", "Content-Length": "0"},
+            data=b"",
+            what=f"committing {digest} at {host}/{repository}",
+        )
+        response.close()
+
+
+def _range_end(header: str) -> int | None:
+    """Bytes held according to an upload's ``Range: 0-<last>`` header (``0-0`` may also mean none)."""
+    start, sep, last = header.strip().removeprefix("bytes=").partition("-")
+    if not sep or start != "0" or not last.isdigit():
+        return None
+    return int(last) + 1
 
 
 def _where(host: str, repository: str, reference: str) -> str:

@@ -40,6 +40,9 @@ from bot.registry.models import (
     select_children,
 )
 from bot.registry.progress import Progress
+from bot.registry.ranges import DownloadStats, new_buffer
+from bot.registry.resume import BlobTransfer
+from bot.registry.transfer import TransferSettings
 from bot.registry.transport import gave_up
 from bot.rules import Target
 
@@ -189,10 +192,14 @@ class Copier:
         prepare: Callable[[ImageLocation], None] | None = None,
         cancel: threading.Event | None = None,
         cancel_grace: float = 2.0,
+        transfer: TransferSettings | None = None,
         mount_policy: str = MOUNT_ANY,
     ) -> None:
         self.client = client
         self.mount_policy = mount_policy
+        self.transfer = transfer or client.transfer
+        self._part_buffer = new_buffer(self.transfer)
+        self.downloads = DownloadStats()  # body bytes the sources sent, resumes and restarts, run-wide
         self.prepare = prepare
         self.cancel = cancel
         self.cancel_grace = cancel_grace
@@ -601,26 +608,12 @@ class Copier:
         """
         failures: Counter[str] = Counter()  # failed tries so far, by side
         while True:
-            sent = 0
-
-            def counted(chunks: Iterator[bytes]) -> Iterator[bytes]:
-                nonlocal sent
-                for chunk in chunks:
-                    self._check_cancel(blob.digest)  # abandons the upload: it is never committed
-                    sent += len(chunk)
-                    self.progress.advance(len(chunk))
-                    yield chunk
-
+            transfer = self._blob_transfer(src, dst, blob)
             try:
-                with (
-                    self._stream_slot(blob),
-                    self.client.get_blob(src.host, src.repository, blob.digest, blob.size) as stream,
-                ):
-                    self.client.upload_blob(
-                        dst.host, dst.repository, blob.digest, blob.size, counted(iter(stream)), upload_url=upload_url
-                    )
+                with self._stream_slot(blob):
+                    transfer.run(upload_url)
             except RegistryError as exc:
-                self.progress.advance(-sent)
+                self.progress.advance(-transfer.sent)
                 upload_url = None  # a failed session is not reused
                 side = "target" if exc.method in _UPLOAD_METHODS else "source"
                 failures[side] += 1
@@ -639,7 +632,7 @@ class Copier:
                     return
                 continue
             except OSError as exc:
-                self.progress.advance(-sent)
+                self.progress.advance(-transfer.sent)
                 upload_url = None
                 failures["connection"] += 1
                 if failures["connection"] == self.max_attempts:
@@ -648,6 +641,25 @@ class Copier:
             self._mark_present((dst.host, blob.digest), dst.repository)
             counters.add("copied", blob.size)
             return
+
+    def _blob_transfer(self, src: ImageLocation, dst: ImageLocation, blob: Descriptor) -> BlobTransfer:
+        """One try of a blob's transfer (it resumes on either side by itself; see :mod:`bot.registry.resume`)."""
+
+        def on_chunk(size: int) -> None:
+            self._check_cancel(blob.digest)  # abandons the upload: it is never committed
+            self.progress.advance(size)
+
+        return BlobTransfer(
+            self.client,
+            (src.host, src.repository),
+            (dst.host, dst.repository),
+            blob,
+            settings=self.transfer,
+            attempts=self.max_attempts,
+            buffer=self._part_buffer,
+            on_chunk=on_chunk,
+            stats=self.downloads,
+        )
 
 
 _UPLOAD_METHODS = frozenset({"POST", "PUT", "PATCH"})

@@ -14,6 +14,7 @@ from bot.rules import Mapper
 
 if TYPE_CHECKING:  # requests loads only when a command builds a client
     from bot.registry.client import RegistryClient
+    from bot.registry.transfer import TransferSettings
 
 # Seconds a registry may stay silent mid-response before the try fails and is retried: long enough for a
 # slow registry or a loaded CI runner, short enough that a stalled connection cannot hang a run for long.
@@ -38,12 +39,15 @@ def build_client(
     environ: Mapping[str, str] | None = None,
     docker_config: Path | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    part_size_mib: int | None = None,
+    parts: int | None = None,
 ) -> RegistryClient:
     """A client that may contact only the config's registries (plus ``extra_hosts``).
 
     Credentials default to the docker config.json and ``MIRROR_AUTH_<HOST>_*`` variables of every allowed
     host; ``config.insecure_registries`` and ``insecure_registries`` are spoken to over plain HTTP.
     ``timeout`` is the read timeout: how long a response may stay silent before the try is given up.
+    ``part_size_mib`` and ``parts`` override the config's ``transfer:`` values.
     """
     from bot.registry.client import RegistryClient
     from bot.registry.transport import TransportSettings
@@ -60,7 +64,23 @@ def build_client(
         pool_size=max(8, concurrency * 4),
         read_timeout=timeout,
     )
-    return RegistryClient(settings=settings, credentials=credentials)
+    return RegistryClient(
+        settings=settings, credentials=credentials, transfer=transfer_settings(config, part_size_mib, parts)
+    )
+
+
+def transfer_settings(config: Config, part_size_mib: int | None = None, parts: int | None = None) -> TransferSettings:
+    """The config's ``transfer:`` section (with the command line's ``--part-size`` and ``--parts``), in bytes."""
+    from bot.registry.transfer import MiB, TransferSettings
+
+    tuning = config.transfer
+    return TransferSettings(
+        part_size=(part_size_mib or tuning.part_size_mib) * MiB,
+        parts=parts or tuning.parts,
+        parted_from=tuning.parted_from_mib * MiB,
+        buffer_bytes=tuning.buffer_mib * MiB,
+        upload_chunk=tuning.upload_chunk_mib * MiB,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +92,8 @@ class ClientOptions:
     insecure_registries: tuple[str, ...]
     concurrency: int
     timeout: float = DEFAULT_TIMEOUT
+    part_size_mib: int | None = None
+    parts: int | None = None
 
     def build(
         self, config: Config, *, credentials: Credentials | None = None, extra_hosts: Iterable[str] = ()
@@ -86,4 +108,6 @@ class ClientOptions:
             extra_hosts=extra_hosts,
             concurrency=self.concurrency,
             timeout=self.timeout,
+            part_size_mib=self.part_size_mib,
+            parts=self.parts,
         )

@@ -8,13 +8,7 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-
-def human_bytes(count: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if abs(count) < 1000 or unit == "GB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1000
-    raise AssertionError("unreachable")
+from bot.units import binary_size
 
 
 class Progress:
@@ -60,9 +54,9 @@ class Progress:
         self._tick(force=False)
 
     def finish(self) -> None:
-        """The final line; none when nothing ever reached the copier (a run with nothing to copy)."""
+        """The final line; none when no byte moved (nothing to copy, or everything already at the target)."""
         with self._lock:
-            idle = not (self.images_total or self.total or self.done)
+            idle = not self.done
         if idle:
             self._stop()
             return
@@ -80,14 +74,14 @@ class Progress:
         """Called after every update; subclasses render."""
 
     def line(self) -> str:
-        """``3/10 images, 120.0 MB / 800.0 MB, 45.2 MB/s, ETA 15s``."""
+        """``3/10 images, 120.0 MiB / 800.0 MiB, 45.2 MiB/s, ETA 15s``."""
         with self._lock:
             done, total, images, images_total = self.done, self.total, self.images_done, self.images_total
         elapsed = max(self._clock() - self.started, 1e-6)
         rate = done / elapsed
         eta = f"{(total - done) / rate:.0f}s" if rate > 0 and total > done else "-"
         counted = f"{images}/{images_total} images, " if images_total else ""
-        return f"{counted}{human_bytes(done)} / {human_bytes(total)}, {rate / 1e6:.1f} MB/s, ETA {eta}"
+        return f"{counted}{binary_size(done)} / {binary_size(total)}, {binary_size(rate)}/s, ETA {eta}"
 
 
 class LogProgress(Progress):

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable
 
 from bot.errors import RegistryError
-from bot.registry.progress import human_bytes
+from bot.units import binary_size
 
 MIN_RATE = 1024  # bytes per second, averaged over the window
 
@@ -51,7 +51,7 @@ class Throughput:
         since, then = self._samples[0]
         span = now - since
         if span >= self.window and self.total - then < self.floor * span:
-            moved = human_bytes(self.total - then)
+            moved = binary_size(self.total - then)
             raise RegistryError(
                 f"{self.what}: only {moved} moved in the last {span:.1f} s (--timeout), below the minimum of "
                 f"{self.floor / 1024:g} KiB/s; the registry sends or takes the blob too slowly",

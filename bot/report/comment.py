@@ -66,7 +66,8 @@ def _icon(issue: Issue) -> Markup:
     return _trusted("❌" if issue.is_error else "⚠️")
 
 
-def human_size(count: int | None) -> str:
+def _size(count: int | None) -> str:
+    """The template's ``size`` filter: :func:`bot.units.binary_size`, or ``-`` when unknown."""
     if count is None:
         return "-"
     return _trusted(binary_size(count))
@@ -84,7 +85,7 @@ def _environment() -> SandboxedEnvironment:
     )
     env.filters["code"] = _code
     env.filters["raw_ref"] = _raw_ref
-    env.filters["size"] = human_size
+    env.filters["size"] = _size
     env.filters["icon"] = _icon
     return env
 

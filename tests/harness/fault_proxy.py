@@ -34,6 +34,13 @@ class FaultProxy:
     - ``relative_location``: ``Location`` headers are made relative (``/v2/...``).
     - ``chunk_delay``: seconds to sleep per 64 KiB of response body (a slow source).
     - ``upstream_headers``: added when forwarding (a storage URL that carries its own authorisation).
+    - ``ranges``: what blob ``GET``s with a ``Range`` header get: ``"honour"`` (forwarded; distribution answers
+      206 with the matching ``Content-Range``), ``"ignore"`` (the header is dropped, so the answer is 200 with
+      the whole blob, as a server that does not support ranges answers: RFC 9110 section 14.2,
+      https://www.rfc-editor.org/rfc/rfc9110#name-range) or ``"wrong"`` (206 with the blob from byte 0 and a
+      ``Content-Range`` saying so, not the range asked for: a broken CDN).
+    - ``cut_blob_after``: the first whole-blob ``GET`` (no ``Range``) of a larger blob is cut after this many
+      body bytes.
     - ``tag_page_size``: answer tag lists in sorted pages with ``Link: <...>; rel="next"`` (distribution 2.8
       ignores ``n``; Docker Hub, GCR and distribution 3 paginate).
     """
@@ -45,6 +52,9 @@ class FaultProxy:
     chunk_delay: float = 0.0
     upstream_headers: dict[str, str] = field(default_factory=dict)
     tag_page_size: int | None = None
+    ranges: str = "honour"
+    cut_blob_after: int | None = None
+    body_bytes: int = 0  # blob body bytes sent to clients
     seen: list[Seen] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -103,6 +113,15 @@ class FaultProxy:
             return
         headers = {k: v for k, v in handler.headers.items() if k.lower() not in _HOP_HEADERS}
         headers.update(self.upstream_headers)
+        cut = None
+        if method == "GET" and "/blobs/sha256:" in path:
+            asked = headers.pop("Range", None)
+            if asked is not None and self.ranges == "honour":
+                headers["Range"] = asked
+            elif asked is not None and self.ranges == "wrong":
+                headers["Range"] = "bytes=0-"
+            elif asked is None:
+                cut = self.cut_blob_after
         if self.tag_page_size and method == "GET" and "/tags/list" in path:
             self._tag_page(handler, path, headers)
             return
@@ -116,16 +135,36 @@ class FaultProxy:
             out["Location"] = parts.path + (f"?{parts.query}" if parts.query else "")
         elif location and location.startswith(self.upstream):
             out["Location"] = self.url + location[len(self.upstream) :]
+        if cut is not None:
+            with self._lock:  # once, and only a body longer than the cut
+                if self.cut_blob_after is None or int(upstream.headers.get("Content-Length") or 0) <= cut:
+                    cut = None
+                self.cut_blob_after = None if cut is not None else self.cut_blob_after
         handler.send_response(upstream.status_code)
         for key, value in out.items():
             handler.send_header(key, value)
         handler.end_headers()
         if method != "HEAD":
+            sent = 0
             for chunk in upstream.raw.stream(65536, decode_content=False):
                 if self.chunk_delay:
                     time.sleep(self.chunk_delay)
+                if cut is not None and sent + len(chunk) >= cut:
+                    handler.wfile.write(chunk[: cut - sent])
+                    self._count(cut - sent, path)
+                    handler.close_connection = True
+                    handler.wfile.flush()
+                    handler.connection.shutdown(2)  # the body ends early: the client sees a broken body
+                    break
                 handler.wfile.write(chunk)
+                sent += len(chunk)
+                self._count(len(chunk), path)
         upstream.close()
+
+    def _count(self, size: int, path: str) -> None:
+        if "/blobs/sha256:" in path:
+            with self._lock:
+                self.body_bytes += size
 
     def _tag_page(self, handler: BaseHTTPRequestHandler, path: str, headers: dict[str, str]) -> None:
         assert self.tag_page_size is not None

@@ -93,9 +93,9 @@ def test_a_file_created_under_us_is_read_again_merged_and_retried(fake: CommitFa
     assert fake.file(REPO, new) == f"{BUSYBOX}\n{REDIS}\n".encode()
 
 
-@pytest.mark.parametrize("status", [403, 422])
-def test_a_protected_branch_gets_a_pull_request(fake: CommitFake, repo: Repository, status: int) -> None:
-    fake.protect_branch(REPO, "main", status)
+@pytest.mark.parametrize("rule", ["checks", "reviews", "ruleset", "restricted"])
+def test_a_protected_branch_gets_a_pull_request(fake: CommitFake, repo: Repository, rule: str) -> None:
+    fake.protect_branch(REPO, "main", rule)
     before = fake.file(REPO, PATH)
     outcome = commit_file(repo, PATH, add(REDIS), "Record 1 mirrored image", pull_request_branch="image-mirror/test")
     assert outcome.status == PULL_REQUEST
@@ -114,7 +114,7 @@ def test_environment_without_token_is_a_clear_error() -> None:
 
 def test_a_refused_token_is_a_clear_error(fake: CommitFake) -> None:
     env = {"GITHUB_REPOSITORY": REPO, "GITHUB_TOKEN": "wrong", "GITHUB_API_URL": fake.base_url}
-    with pytest.raises(GitHubError, match="cannot open repository octo/mirror: Bad credentials"):
+    with pytest.raises(GitHubError, match="cannot open repository octo/mirror: 401 Bad credentials"):
         repository_from_environment(env)
     env["GITHUB_TOKEN"] = TOKEN
     assert repository_from_environment(env).full_name == REPO

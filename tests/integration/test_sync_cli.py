@@ -16,6 +16,7 @@ from bot.registry.auth import Credentials
 from bot.registry.factory import build_client
 from bot.rules import Mapper, Target
 from bot.sync import pending, sync
+from bot.units import binary_size
 from tests.harness.images import get_manifest, get_manifest_digest, list_repositories, push_image
 from tests.harness.proxy import CountingProxy
 from tests.harness.registry import RegistryFactory, RegistryServer
@@ -65,7 +66,7 @@ def test_sync_copies_every_entry_and_reports_failures(
         f"{source.host}/team/solo:3",
         f"{source.host}/team/missing:9",
     )
-    argv = ["sync", "--config", str(config), "--target", f"{target.host}/mirror", "--list", str(listing)]
+    argv = ["sync", "--config", str(config), "--registry", f"{target.host}/mirror", "--list", str(listing)]
     assert main(argv) == 1
     out = capsys.readouterr().out
     assert f"FAILED  {source.host}/team/missing:9 -> {target.host}/mirror/src/team/missing:9" in out
@@ -93,7 +94,7 @@ def test_sync_dry_run_changes_nothing(
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert f"DRY-RUN {source.host}/library/web:1.0 -> {target.host}/src/library/web:1.0: would copy" in out
-    assert f"would move {image.blob_bytes / 1000:.1f} kB" in out
+    assert f"would move {binary_size(image.blob_bytes)}" in out
     assert list_repositories(target) == set()
 
 
@@ -224,7 +225,7 @@ def test_a_failure_names_its_image_once(
 ) -> None:
     config = write_config(tmp_path, source, target)
     listing = write_list(tmp_path, f"{source.host}/team/missing:9")
-    argv = ["sync", "--config", str(config), "--target", f"{target.host}/mirror", "--list", str(listing)]
+    argv = ["sync", "--config", str(config), "--registry", f"{target.host}/mirror", "--list", str(listing)]
     assert main(argv) == 1
     captured = capsys.readouterr()
     image, mirror = f"{source.host}/team/missing:9", f"{target.host}/mirror/src/team/missing:9"
@@ -241,7 +242,7 @@ def test_an_unmapped_image_fails_with_its_name_said_once(
     push_image(source, "team/solo", "3", kind="oci-manifest", seed=2)
     config = write_config(tmp_path, source, target)
     listing = write_list(tmp_path, f"{source.host}/team/solo:3", "registry.example.com/team/tool:1")
-    argv = ["sync", "--config", str(config), "--target", target.host, "--list", str(listing)]
+    argv = ["sync", "--config", str(config), "--registry", target.host, "--list", str(listing)]
     assert main(argv) == 1
     out = capsys.readouterr().out
     failed = [line for line in out.splitlines() if line.startswith("FAILED")]

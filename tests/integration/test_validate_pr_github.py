@@ -13,6 +13,7 @@ from tests.harness.github_fake import GitHubFake, blob_sha
 
 REPO = "octo/mirror"
 TOKEN = "ghs_fake_token"
+PERSONAL_TOKEN = "ghp_fake_personal_token"
 
 
 @pytest.fixture
@@ -42,13 +43,13 @@ def test_contents_put_checks_the_sha_and_protection(fake: GitHubFake) -> None:
     with pytest.raises(GithubException) as stale:
         repo.update_file("mirror/required-images.txt", "again", "y\n", current.sha, branch="main")
     assert stale.value.status == 409
-    fake.protect_branch(REPO, "main", 422)
+    fake.protect_branch(REPO, "main", "checks")
     fresh = repo.get_contents("mirror/required-images.txt")
     assert not isinstance(fresh, list)
     with pytest.raises(GithubException) as protected:
         repo.update_file("mirror/required-images.txt", "x", "z\n", fresh.sha, branch="main")
-    assert protected.value.status == 422
-    assert "pull request" in str(protected.value.data)
+    assert protected.value.status == 409
+    assert "required status checks are expected" in str(protected.value.data)
     fake.commit(REPO, "side", {})
     created = repo.create_file("mirror/new.txt", "new", "n\n", branch="side")
     assert created["commit"].sha == repo.get_branch("side").commit.sha
@@ -75,10 +76,10 @@ def test_pull_files_paginate_and_pulls_can_be_created(fake: GitHubFake) -> None:
 def test_adapter_reads_changes_and_keeps_one_comment(fake: GitHubFake) -> None:
     fake.commit(REPO, "req", {"mirror/required-images.txt": b"# x\nnginx:1\n", "README.md": None})
     number = fake.open_pull(REPO, head="req")
-    pull = PullRequestFiles(connect(fake.base_url, TOKEN, retry=False), REPO, number)
+    pull = PullRequestFiles(connect(fake.base_url, TOKEN), REPO, number)
     (change,) = pull.list_changes(["mirror/required-images.txt", "mirror/required-images-daily.txt"])
     assert (change.base, change.head) == (b"# x\n", b"# x\nnginx:1\n")
-    assert pull.changed_paths()["README.md"] == "removed"
+    assert (pull.changed_paths() or {})["README.md"] == "removed"
     assert not pull.is_fork
     first = pull.upsert_comment("<!-- m -->\none", "<!-- m -->")
     second = pull.upsert_comment("<!-- m -->\ntwo", "<!-- m -->")
@@ -88,12 +89,12 @@ def test_adapter_reads_changes_and_keeps_one_comment(fake: GitHubFake) -> None:
 
 def test_a_personal_access_token_keeps_one_comment_too() -> None:
     # The action's github-token input may be a PAT: its comments are a user's, not a bot's.
-    with GitHubFake(token=TOKEN, bot_login="mirror-maintainer") as fake:
+    with GitHubFake(token=PERSONAL_TOKEN, bot_login="mirror-maintainer") as fake:
         fake.add_repo(REPO, files={"mirror/required-images.txt": b"# x\n"})
         fake.commit(REPO, "req", {"mirror/required-images.txt": b"# x\nnginx:1\n"})
         number = fake.open_pull(REPO, head="req")
         fake.add_comment(REPO, number, "<!-- m -->\nspoofed by the author", user="someone")
-        pull = PullRequestFiles(connect(fake.base_url, TOKEN, retry=False), REPO, number)
+        pull = PullRequestFiles(connect(fake.base_url, PERSONAL_TOKEN), REPO, number)
         first = pull.upsert_comment("<!-- m -->\none", "<!-- m -->")
         second = pull.upsert_comment("<!-- m -->\ntwo", "<!-- m -->")
         assert first == second
@@ -102,4 +103,4 @@ def test_a_personal_access_token_keeps_one_comment_too() -> None:
 
 def test_adapter_errors_name_the_fix(fake: GitHubFake) -> None:
     with pytest.raises(GitHubError, match="cannot read pull request octo/mirror#9"):
-        PullRequestFiles(connect(fake.base_url, TOKEN, retry=False), REPO, 9)
+        PullRequestFiles(connect(fake.base_url, TOKEN), REPO, 9)

@@ -108,7 +108,7 @@ def test_check_reports_every_problem_with_file_line_col(workdir: Path) -> None:
     assert lines[4].startswith(
         "mirror/required-images.txt:6:1: warning: already mirrored (mirror/mirrored-images.txt:1"
     )
-    assert lines[5] == "checked 3 files: 3 entries, 4 errors, 1 warnings"
+    assert lines[5] == "checked 3 files: 3 entries, 4 errors, 1 warning"
 
 
 def test_check_annotates_in_github_actions(workdir: Path) -> None:

@@ -43,6 +43,9 @@ def test_rules_are_normalised() -> None:
         ({"ecr": {"scan_on_push": "yes"}}, "ecr.scan_on_push must be true or false"),
         ({"ecr": {"tags": {"team": 1}}}, "ecr.tags must be a mapping of strings to strings"),
         ({"deny": [{"reason": "x"}]}, "deny[0] needs a 'pattern'"),
+        ({"transfer": {"upload_chunk_mib": 4}}, "transfer.upload_chunk_mib is 4; give 5 or more"),
+        ({"transfer": {"parts": 0}}, "transfer.parts is 0; give 1 or more"),
+        ({"transfer": {"part_size": 8}}, "unknown key 'part_size' in transfer"),
         ([1, 2], "the top level must be a mapping"),
         ({"target": {"registry": "::bad"}}, "target.registry '::bad' is not HOST[:PORT][/PATH]"),
         ({"target": {"registry": "mirror"}}, "'mirror' is not a registry host"),
@@ -61,6 +64,18 @@ def test_mistakes_name_the_key(data: object, message: str) -> None:
         parse_config(data, "mirror/config.yml")
     assert message in caught.value.message
     assert caught.value.message.startswith("mirror/config.yml: ")
+
+
+def test_transfer_settings_come_from_the_config_and_the_command_line() -> None:
+    from bot.registry.factory import transfer_settings
+    from bot.registry.transfer import MiB
+
+    config = parse_config({"transfer": {"part_size_mib": 4, "parts": 16, "upload_chunk_mib": 5}})
+    settings = transfer_settings(config)
+    assert (settings.part_size, settings.parts, settings.upload_chunk) == (4 * MiB, 16, 5 * MiB)
+    assert settings.buffer_parts == 16  # 64 MiB of parts of 4 MiB
+    overridden = transfer_settings(config, part_size_mib=2, parts=3)
+    assert (overridden.part_size, overridden.parts) == (2 * MiB, 3)
 
 
 def test_load_config_errors(tmp_path: Path) -> None:

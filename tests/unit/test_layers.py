@@ -21,6 +21,7 @@ CORE = frozenset(
         "bot",
         "bot.addresses",
         "bot.checks",
+        "bot.collisions",
         "bot.config",
         "bot.errors",
         "bot.lists",

@@ -13,7 +13,7 @@ import requests
 import urllib3.exceptions
 
 from bot.errors import RegistryError
-from bot.registry.progress import LogProgress, human_bytes
+from bot.registry.progress import LogProgress
 from bot.registry.transport import (
     Transport,
     TransportSettings,
@@ -142,14 +142,26 @@ def test_log_progress_prints_rate_and_eta() -> None:
     stream = _Stream()
     progress = LogProgress(stream, 10.0, clock=lambda: now[0])  # type: ignore[arg-type]
     progress.add_images(2)
-    progress.add_total(100_000_000)
+    progress.add_total(100 * 1024**2)
     now[0] = 5.0
-    progress.advance(50_000_000)
+    progress.advance(50 * 1024**2)
     assert stream.text == ""  # not yet time for a line
     now[0] = 10.0
     progress.advance(0)
-    assert stream.text == "progress: 0/2 images, 50.0 MB / 100.0 MB, 5.0 MB/s, ETA 10s\n"
-    assert human_bytes(999) == "999 B" and human_bytes(1_500_000_000) == "1.5 GB"
+    assert stream.text == "progress: 0/2 images, 50.0 MiB / 100.0 MiB, 5.0 MiB/s, ETA 10s\n"
+
+
+def test_no_progress_line_for_a_copy_that_moved_nothing() -> None:
+    stream = _Stream()
+    progress = LogProgress(stream, 10.0)  # type: ignore[arg-type]
+    progress.add_images(1)
+    progress.add_total(5000)  # announced, then found at the target: nothing crosses the network
+    progress.image_done()
+    progress.finish()
+    assert stream.text == ""
+    progress.advance(5000)
+    progress.finish()
+    assert stream.text.startswith("progress: 1/1 images, 4.9 KiB / 4.9 KiB, ")
 
 
 def _tickers() -> set[threading.Thread]:
@@ -161,16 +173,16 @@ def test_log_progress_prints_on_a_timer_while_a_transfer_stalls() -> None:
     stream = _Stream()
     progress = LogProgress(stream, 0.05)  # type: ignore[arg-type]
     progress.add_images(1)
-    progress.add_total(1_000_000)
-    progress.advance(250_000)
+    progress.add_total(1024**2)
+    progress.advance(256 * 1024)
     time.sleep(0.4)  # no byte moves: the stall must still be visible in the log
     stalled = stream.text.splitlines()
     assert len(stalled) >= 3
-    assert all(line.startswith("progress: 0/1 images, 250.0 kB / 1.0 MB, ") for line in stalled)
-    progress.advance(750_000)
+    assert all(line.startswith("progress: 0/1 images, 256.0 KiB / 1.0 MiB, ") for line in stalled)
+    progress.advance(768 * 1024)
     progress.image_done()
     progress.finish()
-    assert re.search(r"progress: 1/1 images, 1\.0 MB / 1\.0 MB, [0-9.]+ MB/s, ETA -\n\Z", stream.text)
+    assert re.search(r"progress: 1/1 images, 1\.0 MiB / 1\.0 MiB, [0-9.]+ [KM]iB/s, ETA -\n\Z", stream.text)
     assert _tickers() <= before
     final = stream.text
     time.sleep(0.2)
@@ -196,7 +208,7 @@ def test_progress_without_images_never_says_zero_of_zero() -> None:
     progress.advance(1000)
     assert "images" not in progress.line()
     progress.finish()
-    assert stream.text.startswith("progress: 1.0 kB / 2.0 kB, ")
+    assert stream.text.startswith("progress: 1000 B / 2.0 KiB, ")
 
 
 def _as_requests_raises(cause: BaseException) -> requests.exceptions.SSLError:

@@ -26,11 +26,11 @@ def test_report_lines_and_verified_images() -> None:
         None,
         DIGEST,
         DIGEST,
-        2_500_000,
+        2_621_440,
         False,
         True,
         (),
-        _copy(bytes_moved=2_500_000, blobs_copied=3),
+        _copy(bytes_moved=2_621_440, blobs_copied=3),
     )
     skipped = ImageResult(ref, target, True, None, DIGEST, DIGEST, 0, True, True, (), _copy(skipped=True))
     failed = ImageResult(parse_reference("quay.io/x/y:1"), None, False, "registry quay.io is not allowed")
@@ -41,12 +41,12 @@ def test_report_lines_and_verified_images() -> None:
     assert moved.pinned_source == f"nginx:1.25@{DIGEST}"
     lines = report.summary_lines()
     assert lines[0] == (
-        "OK      nginx:1.25 -> mirror.example/dockerhub/nginx:1.25: 2.5 MB moved, blobs 3 copied / 0 mounted / "
+        "OK      nginx:1.25 -> mirror.example/dockerhub/nginx:1.25: 2.5 MiB moved, blobs 3 copied / 0 mounted / "
         f"0 present ({DIGEST})"
     )
     assert lines[1].endswith(f"already up to date ({DIGEST})")
     assert lines[2] == "FAILED  quay.io/x/y:1 -> -: registry quay.io is not allowed"
-    assert lines[3] == "3 images: 2 ok (1 already up to date), 1 failed; moved 2.5 MB"
+    assert lines[3] == "3 images: 2 ok (1 already up to date), 1 failed; moved 2.5 MiB"
 
 
 def test_dry_run_report_never_verifies() -> None:
@@ -56,6 +56,6 @@ def test_dry_run_report_never_verifies() -> None:
     report = SyncReport((result,), dry_run=True)
     assert report.verified() == ()
     assert report.summary_lines() == [
-        "DRY-RUN nginx:1.25 -> mirror.example/dockerhub/nginx:1.25: would copy 1.0 kB",
-        "1 image: 1 ok (0 already up to date), 0 failed; would move 1.0 kB",
+        "DRY-RUN nginx:1.25 -> mirror.example/dockerhub/nginx:1.25: would copy 1000 B",
+        "1 image: 1 ok (0 already up to date), 0 failed; would move 1000 B",
     ]

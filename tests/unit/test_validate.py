@@ -158,7 +158,8 @@ def test_image_over_the_size_limit_names_the_limit() -> None:
     issue = result.lines[0].issues[0]
     assert issue.limit == "limits.max_image_bytes"
     assert "limits.max_image_bytes" in issue.message
-    assert "2.00 GiB" in issue.message
+    # One unit system, scaled per number: never "0.11 GiB" beside "95.4 MiB".
+    assert "the image is 2.0 GiB compressed, over the limit of 1.0 GiB per image" in issue.message
 
 
 def test_pull_request_limits_name_the_limit() -> None:

@@ -237,8 +237,8 @@ CATALOGUE: tuple[Case, ...] = (
     line("ipv6-zone", "address", "[fe80::1%25eth0]/app", col=1, says="is not a valid IPv6 registry address"),
     line("metadata-name", "address", "metadata.google.internal/app", says="is not allowed: it is a local network name"),
     # Written without a dot, a number is a Docker Hub namespace, not an address: mapped there, as docker does.
-    line("decimal-ip", "address", "2130706433/app", target="dockerhub/2130706433/app:latest"),
-    line("hex-ip", "address", "0x7f000001/app", target="dockerhub/0x7f000001/app:latest"),
+    line("decimal-ip", "address", "2130706433/app:1", target="dockerhub/2130706433/app:1"),
+    line("hex-ip", "address", "0x7f000001/app:1", target="dockerhub/0x7f000001/app:1"),
     # Ports.
     line("port-zero", "port", "quay.io:0/x", col=9, says="'0' " + NOT_A_PORT),
     line("port-too-big", "port", "quay.io:65536/x", col=9, says="'65536' " + NOT_A_PORT),
