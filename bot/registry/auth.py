@@ -72,6 +72,9 @@ class Credentials:
         with self._lock:
             return frozenset(self._logins)
 
+    def close(self) -> None:
+        """Release what minting logins holds (nothing for fixed logins)."""
+
     def renew(self, host: str, refused: str | None, denied: RegistryError) -> bool:
         """After ``host`` answered 403 (``denied``) to the ``refused`` Authorization header: renew the login if
         the answer says it expired; True when a retry with :meth:`get` may succeed. Fixed logins never expire;

@@ -298,6 +298,7 @@ class Transport:
 
     def close(self) -> None:
         self.session.close()
+        self.credentials.close()  # logins minted at run time may hold connections of their own (boto3)
 
     def __enter__(self) -> Transport:
         return self

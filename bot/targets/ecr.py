@@ -213,6 +213,12 @@ class EcrLogins(Credentials):
             self._registries[host] = ecr
             return ecr
 
+    def close(self) -> None:
+        with self._registry_lock:
+            registries = list(self._registries.values())
+        for ecr in registries:
+            ecr.client.close()
+
     def get(self, host: str) -> Login | None:
         try:
             ecr = self._ecr(host)

@@ -9,6 +9,7 @@ a test needs to see or fault requests) as the data plane.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -96,7 +97,8 @@ def test_copy_into_ecr_logs_in_creates_the_repository_and_uses_registry_url(
     ]
     assert main(argv) == 0
     assert get_manifest_digest(data_plane, "copied/cli", "1.0") == image.digest
-    repository = ecr_client(moto_url).describe_repositories(repositoryNames=["copied/cli"])["repositories"][0]
+    with contextlib.closing(ecr_client(moto_url)) as ecr:
+        repository = ecr.describe_repositories(repositoryNames=["copied/cli"])["repositories"][0]
     assert repository["imageTagMutability"] == "IMMUTABLE"  # created with the config's settings
     assert logins == [ACCOUNT]
 
