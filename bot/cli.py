@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 from collections.abc import Callable, Sequence
@@ -15,9 +16,11 @@ from pathlib import Path
 from typing import Protocol
 
 import bot.commands
-from bot import __version__
+from bot import __version__, debug
 from bot.cancel import exit_if_signalled, forget_signal
 from bot.errors import BotError
+
+DEBUG_HELP = f"print the traceback of a failure and a log of requests (secrets removed); also {debug.DEBUG_ENV}=1"
 
 
 class _CommandModule(Protocol):
@@ -44,10 +47,13 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         description="Mirror public container images into a private registry, driven by list files.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in _command_modules(argv):
         module: _CommandModule = importlib.import_module(f"bot.commands.{name}")
         module.register(subparsers)
+    for sub in subparsers.choices.values():  # also after the command: `image-mirror sync --debug`
+        sub.add_argument("--debug", dest="debug_here", action="store_true", help=DEBUG_HELP)
     return parser
 
 
@@ -56,14 +62,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     handler: Handler = args.handler
     forget_signal()
+    log = debug.enable() if debug.wanted(args.debug or args.debug_here, os.environ) else None
     try:
         status = handler(args)
     except BotError as exc:
+        if log is not None:
+            print(debug.traceback_of(exc), file=sys.stderr, end="")
         print(f"error: {exc}", file=sys.stderr)
         status = exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug: one sentence by default, the traceback with --debug
+        if log is not None:
+            print(debug.traceback_of(exc), file=sys.stderr, end="")
+        hint = "" if log is not None else "; run again with --debug for the traceback"
+        print(f"error: internal error ({type(exc).__name__}: {debug.redact(str(exc))}){hint}", file=sys.stderr)
+        status = 1
+    finally:
+        if log is not None:
+            debug.disable(log)
     # A run a signal cancelled has recorded what it verified; transfers it abandoned may still hold threads.
     exit_if_signalled(status)
     return status

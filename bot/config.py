@@ -117,6 +117,14 @@ class EcrConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ReferrersConfig:
+    """Signatures, attestations, SBOMs and other artifacts that refer to an image are copied with it."""
+
+    copy: bool = True
+    artifact_types: tuple[str, ...] = ()  # fnmatch patterns; empty: every artifact type
+
+
+@dataclass(frozen=True, slots=True)
 class WebhookConfig:
     """The mutating admission webhook: which images it rewrites and who opts out."""
 
@@ -152,12 +160,17 @@ class Config:
     ecr: EcrConfig = field(default_factory=EcrConfig)
     webhook: WebhookConfig = field(default_factory=WebhookConfig)
     transfer: TransferConfig = field(default_factory=TransferConfig)
+    referrers: ReferrersConfig = field(default_factory=ReferrersConfig)
+    # ``host`` or ``host/repository`` patterns (fnmatch) of images that must carry a signature upstream
+    require_signature: tuple[str, ...] = ()
     source: str = "built-in defaults"
+    # Where target.registry came from ("FILE: target.registry", "--registry"); None: the built-in default.
+    target_from: str | None = None
 
     def with_target_registry(self, registry: str) -> Config:
         """The same config with another target ``HOST[/PREFIX]``; raises :class:`ConfigError` when malformed."""
         host, prefix = _location(registry, "the target registry")
-        return replace(self, target_registry=host, target_prefix=prefix)
+        return replace(self, target_registry=host, target_prefix=prefix, target_from="--registry")
 
 
 def _location(value: str, what: str, source: str | None = None) -> tuple[str, str]:
@@ -168,13 +181,31 @@ def _location(value: str, what: str, source: str | None = None) -> tuple[str, st
         raise ConfigError(f"{where}{what} {value!r} is not HOST[:PORT][/PATH]: {exc.reason}") from None
 
 
+def find_config(path: Path | None, from_environment: str | None = None, cwd: Path | None = None) -> Path | None:
+    """The config file to read: ``path`` (``--config``), else ``from_environment`` (``MIRROR_CONFIG``), else
+    ``mirror/config.yml`` in ``cwd`` or in the root of the git repository ``cwd`` is in; ``None`` when none is.
+    """
+    if path is not None:
+        return path
+    if from_environment:
+        return Path(from_environment)
+    cwd = cwd or Path.cwd()
+    for directory in (cwd, *cwd.parents):
+        candidate = directory / DEFAULT_CONFIG_PATH
+        if candidate.is_file():
+            return DEFAULT_CONFIG_PATH if directory == cwd else candidate
+        if (directory / ".git").exists():
+            break  # the repository root: never a config of an enclosing directory
+    return None
+
+
 def load_config(path: Path | None = None) -> Config:
     """Read the config file; ``None`` means ``mirror/config.yml`` when it exists, else the defaults."""
     explicit = path is not None
     path = path or DEFAULT_CONFIG_PATH
     if not path.exists():
         if explicit:
-            raise ConfigError(f"{path}: config file not found; pass an existing file to --config")
+            raise ConfigError(f"{path}: config file not found; pass an existing file to --config (or in MIRROR_CONFIG)")
         return Config()
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -197,8 +228,10 @@ def parse_config(data: object, source: str = "config") -> Config:
     ecr_sources = ecr.section("sources")
     webhook = top.section("webhook")
     transfer = top.section("transfer")
+    referrers = top.section("referrers")
     defaults = Config()
     target_host, _ = _location(target.string("registry", DEFAULT_TARGET_REGISTRY), "target.registry", source)
+    target_from = f"{source}: target.registry" if target.data.get("registry") is not None else None
     target_prefix = target.string("prefix", "").strip("/")
     if target_prefix and not is_repository_path(target_prefix):
         raise ConfigError(f"{source}: target.prefix {target_prefix!r} is not a repository path (lowercase a-z0-9._-/)")
@@ -244,9 +277,15 @@ def parse_config(data: object, source: str = "config") -> Config:
             opt_out_key=webhook.string("opt_out_key", defaults.webhook.opt_out_key),
         ),
         transfer=_transfer(transfer, defaults.transfer),
+        referrers=ReferrersConfig(
+            copy=referrers.boolean("copy", True),
+            artifact_types=tuple(referrers.strings("artifact_types")),
+        ),
+        require_signature=tuple(top.strings("require_signature")),
         source=source,
+        target_from=target_from,
     )
-    for section in (top, target, limits, daily, ecr, ecr_sources, webhook, transfer):
+    for section in (top, target, limits, daily, ecr, ecr_sources, webhook, transfer, referrers):
         section.reject_unknown()
     return config
 

@@ -25,6 +25,7 @@ from bot.units import binary_size
 if TYPE_CHECKING:  # the engine (and requests) loads when a sync runs, not when the CLI starts
     from bot.registry.client import RegistryClient
     from bot.registry.copy import CopyResult, ImageLocation
+    from bot.registry.referrers import AttachedReport, ReferrerPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +52,11 @@ class ImageResult:
     failure: Failure | None = None  # why the copy failed, as data (the target kind explains it)
 
     @property
+    def attached(self) -> AttachedReport | None:
+        """What the image is and the signatures, attestations and SBOMs copied with it (``None``: not looked at)."""
+        return self.copy.attached if self.copy is not None else None
+
+    @property
     def pinned_source(self) -> str:
         """``source-ref@sha256:...``: the line ``mirrored-images.txt`` records for this image."""
         digest = self.source_digest or self.source.digest
@@ -65,15 +71,17 @@ class ImageResult:
         if self.copy is not None and self.copy.dry_run:
             what = "up to date" if self.skipped else f"would copy {binary_size(self.bytes_moved)}"
             return f"DRY-RUN {self.source} -> {target}: {what}"
+        extra = self.attached.note() if self.attached is not None else ""
         if self.skipped:
-            return f"OK      {self.source} -> {target}: already up to date ({self.target_digest})"
+            return f"OK      {self.source} -> {target}: already up to date ({self.target_digest}){extra}"
         copy = self.copy
         blobs = (
             f", blobs {copy.blobs_copied} copied / {copy.blobs_mounted} mounted / {copy.blobs_skipped} present"
             if copy
             else ""
         )
-        return f"OK      {self.source} -> {target}: {binary_size(self.bytes_moved)} moved{blobs} ({self.target_digest})"
+        moved = f"{binary_size(self.bytes_moved)} moved{blobs}"
+        return f"OK      {self.source} -> {target}: {moved} ({self.target_digest}){extra}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,8 +141,12 @@ def sync(
     cancel: threading.Event | None = None,
     mount_policy: str = MOUNT_ANY,
     claims: PathClaims | None = None,
+    referrers: ReferrerPolicy | None = None,
 ) -> SyncReport:
     """Copy every entry to ``mapper.target(entry)``; one failing image never stops the others.
+
+    With ``referrers`` whose ``copy`` is on, what refers to each image (signatures, attestations, SBOMs) comes
+    with it (see :mod:`bot.registry.referrers`).
 
     ``prepare`` runs for each target that needs a push (e.g. create the ECR repository), after HEAD requests
     have shown that the source exists and the target lacks it, and before anything is pushed; it may run in
@@ -151,6 +163,7 @@ def sync(
     upstream digest is the one recorded there (declared aliases), pinned to that digest; else it is refused.
     """
     from bot.registry.copy import Copier, ImageLocation
+    from bot.registry.referrers import Referrers
 
     results: dict[int, ImageResult] = {}
     jobs: list[tuple[int, Reference, Target]] = []
@@ -193,24 +206,30 @@ def sync(
 
     hook = prepare_target if prepare is not None else None
     if cancel is not None:
-        client.transport.cancel_on(cancel)
-    with Copier(
-        client,
-        concurrency=concurrency,
-        progress=progress,
-        dry_run=dry_run,
-        prepare=hook,
-        cancel=cancel,
-        mount_policy=mount_policy,
-    ) as copier:
-        pairs = [
-            (
-                ImageLocation.from_reference(ref).with_digest(pins.get(index, ref.digest)),
-                ImageLocation.from_target(target),
-            )
-            for index, ref, target in jobs
-        ]
-        outcomes = copier.copy_many(pairs, platforms)
+        client.cancel_on(cancel)
+    carrier = Referrers(referrers, concurrency=concurrency) if referrers is not None and referrers.copy else None
+    try:
+        with Copier(
+            client,
+            concurrency=concurrency,
+            progress=progress,
+            dry_run=dry_run,
+            prepare=hook,
+            cancel=cancel,
+            attach=carrier.attach if carrier is not None else None,
+            mount_policy=mount_policy,
+        ) as copier:
+            pairs = [
+                (
+                    ImageLocation.from_reference(ref).with_digest(pins.get(index, ref.digest)),
+                    ImageLocation.from_target(target),
+                )
+                for index, ref, target in jobs
+            ]
+            outcomes = copier.copy_many(pairs, platforms)
+    finally:
+        if carrier is not None:
+            carrier.close()
     if progress is not None:
         progress.finish()
 
@@ -322,7 +341,7 @@ def pending(
     requests go to the copy list, where a cancelled copy does not start).
     """
     if cancel is not None:
-        client.transport.cancel_on(cancel)  # a backoff wait between retries ends when the run is cancelled
+        client.cancel_on(cancel)  # a backoff wait between retries ends when the run is cancelled
     unique: dict[tuple[str, str, str | None, str | None], Reference] = {}
     for ref in refs:
         unique.setdefault(ref.identity(), ref)

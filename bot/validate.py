@@ -12,7 +12,6 @@ request cannot make the bot contact ``169.254.169.254`` or ``localhost``.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import json
 from collections import Counter
@@ -21,14 +20,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from bot.checks import name_column
+from bot.checks import LineChecks, Verdict, name_column
 from bot.collisions import FIX as COLLISION_FIX
-from bot.collisions import PathClaims, RequestPaths, taken_path
+from bot.collisions import PathClaims
 from bot.config import DailyConfig, Limits
 from bot.daily import TagFilter
 from bot.errors import AuthError, AwsError, BotError, MappingError, NotFound, Refusal, TargetNameError
 from bot.lists import MAX_LIST_BYTES, Entry, ListKind, MirroredIndex, logical_lines, parse_list, too_large_message
 from bot.reference import Reference, is_tag
+from bot.registry.artifacts import count_phrase
 from bot.rules import Mapper, Target
 from bot.units import binary_size, clip_text, fit
 
@@ -48,6 +48,13 @@ class ImageFacts:
     digest: str
     platforms: tuple[str, ...]
     size: int  # compressed bytes: manifests' config and layers, every platform
+    kind: str = "image"  # or Helm chart, SBOM, signature, attestation, artifact
+    signed: bool | None = None  # a cosign signature tag or a signature referrer upstream; None: not looked at
+    attached: tuple[str, ...] = ()  # kinds of what is attached upstream, one per artifact
+
+    @property
+    def is_image(self) -> bool:
+        return self.kind == "image"
 
 
 class Upstream(Protocol):
@@ -137,6 +144,7 @@ class ValidationResult:
     issues: tuple[Issue, ...]  # about the pull request as a whole
     limits: Limits
     files: tuple[str, ...] = ()
+    offline: bool = False  # no upstream registry was asked: no platforms, sizes or daily tag counts
 
     @property
     def ok(self) -> bool:
@@ -195,14 +203,20 @@ def validate_changes(
     changes: Iterable[ListChange],
     *,
     mapper: Mapper,
-    upstream: Upstream,
+    upstream: Upstream | None,
     limits: Limits,
     mirrored: MirroredIndex,
     claims: PathClaims | None = None,
     daily: DailyConfig | None = None,
     workers: int = DEFAULT_WORKERS,
+    require_signature: tuple[str, ...] = (),
 ) -> ValidationResult:
-    """Check every line the pull request adds; see the module docstring for the order of checks."""
+    """Check every line the pull request adds; see the module docstring for the order of checks.
+
+    ``require_signature`` patterns (``host`` or ``host/repository``) name images that must carry a signature
+    upstream; an unsigned one is an error. ``upstream=None`` runs the offline checks alone (a preview without
+    network or credentials).
+    """
     tag_filter = TagFilter.from_config(daily or DailyConfig())
     works: list[_Work] = []
     files: list[str] = []
@@ -228,6 +242,8 @@ def validate_changes(
     budget = max(limits.max_new_lines, 1) * UPSTREAM_LINE_FACTOR
     online = [work for work in works if work.entry is not None and not work.issues and work.result.target is not None]
     online = [work for work in online if work.result.mirrored_at is None]
+    if upstream is None:
+        online = []
     checked, skipped = online[:budget], online[budget:]
     for work in skipped:
         work.issues.append(
@@ -236,12 +252,16 @@ def validate_changes(
                 f"split the request into pull requests of at most {limits.max_new_lines} lines",
             )
         )
-    if checked:
+    if checked and upstream is not None:
+        source = upstream
         with ThreadPoolExecutor(max_workers=max(1, min(workers, len(checked))), thread_name_prefix="validate") as pool:
-            list(pool.map(lambda work: _online_check(work, upstream, limits, mirrored, tag_filter), checked))
+            list(pool.map(lambda work: _online_check(work, source, limits, mirrored, tag_filter), checked))
+        for work in checked:
+            _signature_check(work, require_signature)
 
     lines = tuple(replace(work.result, issues=tuple(work.issues)) for work in works)
-    return ValidationResult(lines, (*refused, *_pull_request_issues(lines, limits)), limits, tuple(files))
+    issues = (*refused, *_pull_request_issues(lines, limits))
+    return ValidationResult(lines, issues, limits, tuple(files), offline=upstream is None)
 
 
 def _offline_checks(
@@ -253,16 +273,12 @@ def _offline_checks(
     parsed = parse_list(change.head or b"", change.path, kind)
     entries = {entry.line: entry for entry in parsed.entries}
     problems = {problem.line: problem for problem in parsed.problems}
-    existing: dict[tuple[str, str, str | None, str | None], Entry] = {}
-    paths = RequestPaths(mapper)  # mirror paths the file's lines take, its older lines first
-    for listed in parsed.entries:
+    checks = LineChecks(kind, mapper, mirrored, claims)
+    for listed in parsed.entries:  # the file's older lines first: an added line is compared with them
         if listed.line not in added:
-            existing.setdefault(listed.ref.identity(), listed)
-            with contextlib.suppress(MappingError):
-                paths.clash(listed, taken_path(mapper.target(listed.ref), kind))
+            checks.listed(listed)
 
     works: list[_Work] = []
-    first_added: dict[tuple[str, str, str | None, str | None], Entry] = {}
     for line in logical_lines(head_text):
         if line.number not in added:
             continue
@@ -276,65 +292,56 @@ def _offline_checks(
             col = problem.col if problem is not None else line.col
             work.issues.append(Issue(message, _syntax_fix(kind), col=col))
             continue
-        work.result = replace(result, ref=entry.ref)
-        try:
-            target = mapper.target(entry.ref)
-        except TargetNameError as exc:
-            work.issues.append(Issue(exc.detail, exc.fix, col=name_column(entry, exc)))
-            continue
-        except MappingError as exc:
-            work.issues.append(Issue(exc.reason, _mapping_fix(exc), col=entry.col))
-            continue
-        if kind is ListKind.DAILY:
-            target = Target(target.registry, target.repository, None, None)
-        work.result = replace(work.result, target=target)
-
-        identity = entry.ref.identity()
-        twin = first_added.setdefault(identity, entry)
-        if twin is not entry:
-            work.issues.append(
-                Issue(
-                    f"duplicate of line {twin.line} of this pull request ({twin.text})",
-                    "remove this line",
-                    col=entry.col,
-                )
-            )
-            continue
-        before = existing.get(identity)
-        if before is not None:
-            work.issues.append(
-                Issue(
-                    f"already listed at {before.file}:{before.line} ({before.text})",
-                    "remove this line",
-                    col=entry.col,
-                )
-            )
-            continue
-        clash = paths.clash(entry, taken_path(target, kind))
-        recorded = clash is None and claims is not None
-        if recorded and claims is not None:
-            clash = claims.holder(entry.ref, taken_path(target, kind))
-            clash = None if clash is not None and clash.alias else clash  # aliases: the sync compares digests
-        if clash is not None:
-            work.issues.append(Issue(clash.message(target, recorded=recorded), COLLISION_FIX, col=entry.col))
-            continue
-        if kind is ListKind.REQUIRED:
-            done = mirrored.find(entry.ref)
-            if done is not None:
-                # The copy is where the listed spelling maps to (``nginx`` vs ``docker.io/library/nginx``).
-                with contextlib.suppress(MappingError):
-                    copied = mapper.target(done.ref)
-                    target = Target(copied.registry, copied.repository, target.tag, target.digest)
-                work.result = replace(work.result, target=target, mirrored_at=f"{done.file}:{done.line}")
-                work.issues.append(
-                    Issue(
-                        f"already mirrored at {target} ({done.file}:{done.line})",
-                        "nothing to do: pull from the mirror path; this line can be removed",
-                        severity=WARNING,
-                        col=entry.col,
-                    )
-                )
+        verdict = checks.check(entry)
+        work.result = replace(result, ref=entry.ref, target=verdict.path)
+        issue = _offline_issue(verdict, added, mapper)
+        if issue is not None:
+            work.issues.append(issue)
+        if verdict.mirrored is not None and issue is not None and verdict.path is not None:
+            done = verdict.mirrored
+            work.result = replace(work.result, target=_copied_at(verdict.path, done, mapper), mirrored_at=_where(done))
     return works
+
+
+def _offline_issue(verdict: Verdict, added: set[int], mapper: Mapper) -> Issue | None:
+    """The verdict of the offline checks as a pull request's line shows it: the reason and the fix."""
+    entry = verdict.entry
+    if verdict.duplicate is not None:
+        twin = verdict.duplicate
+        if twin.line in added:
+            return Issue(
+                f"duplicate of line {twin.line} of this pull request ({twin.text})", "remove this line", col=entry.col
+            )
+        return Issue(f"already listed at {_where(twin)} ({twin.text})", "remove this line", col=entry.col)
+    if isinstance(verdict.refused, TargetNameError):
+        return Issue(verdict.refused.detail, verdict.refused.fix, col=name_column(entry, verdict.refused))
+    if verdict.refused is not None:
+        return Issue(verdict.refused.reason, _mapping_fix(verdict.refused), col=entry.col)
+    if verdict.clash is not None and verdict.path is not None:
+        message = verdict.clash.message(verdict.path, recorded=verdict.recorded)
+        return Issue(message, COLLISION_FIX, col=entry.col)
+    if verdict.mirrored is not None and verdict.path is not None:
+        done = verdict.mirrored
+        return Issue(
+            f"already mirrored at {_copied_at(verdict.path, done, mapper)} ({_where(done)})",
+            "nothing to do: pull from the mirror path; this line can be removed",
+            severity=WARNING,
+            col=entry.col,
+        )
+    return None
+
+
+def _copied_at(target: Target, done: Entry, mapper: Mapper) -> Target:
+    """Where the mirrored copy is: where the recorded spelling maps to (``nginx`` vs ``docker.io/library/nginx``)."""
+    try:
+        copied = mapper.target(done.ref)
+    except MappingError:
+        return target
+    return Target(copied.registry, copied.repository, target.tag, target.digest)
+
+
+def _where(entry: Entry) -> str:
+    return f"{entry.file}:{entry.line}"
 
 
 def _online_check(
@@ -407,6 +414,27 @@ def _online_check(
                 limit="limits.max_image_bytes",
             )
         )
+
+
+def _signature_check(work: _Work, patterns: tuple[str, ...]) -> None:
+    """An image a ``require_signature`` pattern covers must carry a signature upstream."""
+    from bot.registry.referrers import required_by
+
+    facts, ref = work.result.facts, work.result.ref
+    if facts is None or ref is None or facts.signed is not False:
+        return
+    pattern = required_by(patterns, ref.canonical_name)
+    if pattern is None:
+        return
+    work.issues.append(
+        Issue(
+            f"the upstream image carries no signature (no cosign signature tag, no signature referrer), and "
+            f"images of {pattern} must be signed (require_signature in mirror/config.yml)",
+            "request a tag its publishers signed (cosign sign), or ask the maintainers to drop the pattern "
+            "from require_signature",
+            col=work.result.col,
+        )
+    )
 
 
 def _pull_request_issues(lines: tuple[LineResult, ...], limits: Limits) -> tuple[Issue, ...]:
@@ -485,6 +513,9 @@ def _line_json(line: LineResult) -> dict[str, object]:
         "target": None if line.target is None else clip(str(line.target)),
         "digest": None if line.facts is None else line.facts.digest,
         "platforms": [] if line.facts is None else list(line.facts.platforms),
+        "kind": None if line.facts is None else line.facts.kind,
+        "signed": None if line.facts is None else line.facts.signed,
+        "attached": None if line.facts is None else count_phrase(line.facts.attached),
         "size": line.size,
         "mirrored_at": line.mirrored_at,
         "tags_to_copy": line.tags_to_copy,

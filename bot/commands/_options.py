@@ -5,12 +5,20 @@ and the config, never an ``argparse.Namespace``."""
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bot.config import Config, load_config
-from bot.errors import UsageError
+from bot.config import DEFAULT_TARGET_REGISTRY, Config, find_config, load_config
+from bot.errors import ConfigError, UsageError
 from bot.registry.factory import DEFAULT_TIMEOUT, ClientOptions
 from bot.registry.models import Platform
+
+if TYPE_CHECKING:
+    from bot.registry.referrers import ReferrerPolicy
+
+# The one environment variable of config discovery (between --config and mirror/config.yml).
+CONFIG_ENV = "MIRROR_CONFIG"
 
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -19,7 +27,8 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         metavar="FILE",
-        help="config file (default: mirror/config.yml when it exists, else built-in defaults)",
+        help=f"config file (default: ${CONFIG_ENV}, else mirror/config.yml in the current directory or in the root "
+        "of the git repository it is in, else built-in defaults)",
     )
     parser.add_argument(
         "--registry",
@@ -29,10 +38,23 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def config_from_args(args: argparse.Namespace) -> Config:
-    config = load_config(args.config)
-    if args.registry:
+def config_from_args(args: argparse.Namespace, *, needs_target: str | None = None) -> Config:
+    """The config ``--config``, ``$MIRROR_CONFIG`` or discovery names, with ``--registry`` applied.
+
+    ``needs_target`` names a command that writes mirror paths into workloads: it refuses to run with the
+    built-in target (the original service's account, which the user most likely cannot pull from).
+    """
+    path = find_config(args.config, os.environ.get(CONFIG_ENV))
+    config = load_config(path) if path is not None else Config()
+    if getattr(args, "registry", None):
         config = config.with_target_registry(args.registry)
+    if needs_target is not None and config.target_from is None:
+        raise ConfigError(
+            f"{needs_target}: no target registry is configured ({config.source} leaves target.registry unset), "
+            f"and the built-in {DEFAULT_TARGET_REGISTRY} is the original service's account; pass --registry "
+            f"HOST[/PREFIX], set target.registry in mirror/config.yml, or name a config file with --config or "
+            f"{CONFIG_ENV}"
+        )
     return config
 
 
@@ -67,6 +89,13 @@ def add_registry_options(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="ranges of one large blob downloaded at once; 1 downloads over one connection (default: "
         "transfer.parts of the config, 8)",
+    )
+    parser.add_argument(
+        "--referrers",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="copy the signatures, attestations, SBOMs and other artifacts that refer to each image (default: "
+        "referrers.copy in the config, on unless it says false)",
     )
     parser.add_argument("--dry-run", action="store_true", help="say what would be copied and how many bytes")
     parser.add_argument(
@@ -144,3 +173,12 @@ def client_options(args: argparse.Namespace) -> ClientOptions:
         part_size_mib=part_size,
         parts=parts,
     )
+
+
+def referrer_policy(args: argparse.Namespace, config: Config) -> ReferrerPolicy:
+    """What to carry along with each image: the config's ``referrers:`` and ``require_signature:``, with
+    ``--referrers`` / ``--no-referrers`` overriding ``referrers.copy`` for this run."""
+    from bot.registry.referrers import ReferrerPolicy
+
+    enabled = config.referrers.copy if args.referrers is None else bool(args.referrers)
+    return ReferrerPolicy(enabled, config.referrers.artifact_types, config.require_signature)

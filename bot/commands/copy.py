@@ -12,6 +12,7 @@ from bot.commands._options import (
     client_options,
     config_from_args,
     platforms_from_args,
+    referrer_policy,
 )
 from bot.config import Config, EcrConfig
 from bot.errors import BotError, CopyError, Failure
@@ -40,12 +41,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     from bot.registry.copy import Copier, ImageLocation
+    from bot.registry.referrers import Referrers
 
     src = ImageLocation.parse(args.src)
     dst = ImageLocation.parse(args.dst)
     platforms = platforms_from_args(args)
     config = _target_config(config_from_args(args), dst.host)
     progress = Progress.for_stream(sys.stderr)
+    policy = referrer_policy(args, config)
+    carrier = Referrers(policy, concurrency=args.concurrency) if policy.copy else None
 
     def prepare(location: ImageLocation) -> None:
         target.prepare(Target(location.host, location.repository, location.tag, location.digest))
@@ -59,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             prepare=prepare,
             mount_policy=target.mount_policy,
+            attach=carrier.attach if carrier is not None else None,
         ) as copier,
     ):
         progress.add_images(1)
@@ -71,19 +76,25 @@ def run(args: argparse.Namespace) -> int:
             raise CopyError(f"{exc} ({hint})") from exc
         finally:
             progress.image_done()
+    if carrier is not None:
+        carrier.close()
     progress.finish()
+    attached = result.attached
+    extra = attached.note() if attached is not None else ""
     if result.skipped:
-        print(f"{dst}: already up to date ({result.target_digest})")
+        print(f"{dst}: already up to date ({result.target_digest}){extra}")
     elif result.dry_run:
         print(
             f"{src} -> {dst}: would copy {result.blobs_copied} blobs ({binary_size(result.bytes_moved)}), "
             f"mount {result.blobs_mounted}, {result.blobs_skipped} already present"
         )
     else:
-        platforms_text = ", ".join(str(p) for p in result.platforms) or "single platform"
+        single = "single platform" if attached is None or attached.kind == "image" else attached.kind
+        platforms_text = ", ".join(str(p) for p in result.platforms) or single
+        blobs = f"blobs {result.blobs_copied} copied / {result.blobs_mounted} mounted / {result.blobs_skipped} present"
         print(
             f"{src} -> {dst}: {result.target_digest} ({platforms_text}); {binary_size(result.bytes_moved)} moved, "
-            f"blobs {result.blobs_copied} copied / {result.blobs_mounted} mounted / {result.blobs_skipped} present"
+            f"{blobs}{extra}"
         )
     return 0
 

@@ -75,7 +75,7 @@ def entries(found: Iterable[Located], policy: Policy, *, pin_digest: bool) -> tu
 def run(args: argparse.Namespace) -> int:
     if args.pin_digest and args.mode.value != "mirrored":
         raise UsageError("--pin-digest needs the mirrored list; it cannot be combined with --all-mappable")
-    policy = build_policy(config_from_args(args), args.mirrored, args.mode)
+    policy = build_policy(config_from_args(args, needs_target="kustomize"), args.mirrored, args.mode)
     kind = FileKind(args.kind) if args.kind else None
     found: list[Located] = []
     for name in args.files:

@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    mapper = mapper_for(config_from_args(args))
+    mapper = mapper_for(config_from_args(args, needs_target="map"))
     status = 0
     for text in args.refs:
         try:

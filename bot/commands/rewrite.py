@@ -106,7 +106,7 @@ def read_text(name: str) -> str:
 def rewrite_files(args: argparse.Namespace) -> list[FileResult]:
     if args.files.count(STDIN) > 1:
         raise UsageError("'-' (stdin) can be given only once")
-    policy = build_policy(config_from_args(args), args.mirrored, args.mode)
+    policy = build_policy(config_from_args(args, needs_target="rewrite"), args.mirrored, args.mode)
     kind = FileKind(args.kind) if args.kind else None
     return [rewrite_text(read_text(name), name, policy, kind) for name in args.files]
 

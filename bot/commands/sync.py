@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bot.cancel import cancellation, report_not_done
 from bot.collisions import PathClaims
-from bot.commands._options import client_options, platforms_from_args
+from bot.commands._options import client_options, platforms_from_args, referrer_policy
 from bot.commands._run import add_run_options, run_config
 from bot.errors import UsageError
 from bot.github import actions
@@ -86,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
                 mount_policy=target.mount_policy,
                 cancel=cancel.event,
                 claims=PathClaims(recorded_entries, mapper),
+                referrers=referrer_policy(args, config),
             )
             combined = SyncReport((*unchanged, *report.results), report.dry_run)
             for result in combined.results:

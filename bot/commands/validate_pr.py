@@ -44,6 +44,7 @@ from bot.validate import (
 
 if TYPE_CHECKING:
     from bot.registry.client import RegistryClient
+    from bot.registry.referrers import Signing
 
 LIST_PATHS = (REQUIRED_LIST.as_posix(), DAILY_LIST.as_posix())
 CONFIG_PATH = DEFAULT_CONFIG_PATH.as_posix()
@@ -53,13 +54,35 @@ class RegistryUpstream:
     """:class:`bot.validate.Upstream` over the registry client (which refuses hosts no rule allows)."""
 
     def __init__(self, client: RegistryClient) -> None:
+        from bot.registry.referrers import ReferrerPolicy, Referrers
+
         self.client = client
+        self.referrers = Referrers(ReferrerPolicy())
+        # (host, repository, digest) -> what is attached: many tags of one image are looked at once.
+        self._signing: dict[tuple[str, str, str], Signing] = {}
+
+    def close(self) -> None:
+        self.referrers.close()
 
     def inspect(self, ref: Reference) -> ImageFacts:
         from bot.registry.copy import ImageLocation, inspect
+        from bot.registry.referrers import signing_of
 
         info = inspect(self.client, ImageLocation.from_reference(ref), concurrency=2)
-        return ImageFacts(info.digest, tuple(str(platform) for platform in info.platforms), info.total_size)
+        # What is attached to the image and to each platform manifest: a signature of either counts.
+        key = (ref.host, ref.repository, info.digest)
+        signing = self._signing.get(key)
+        if signing is None:
+            digests = (info.digest, *info.children)
+            signing = self._signing[key] = signing_of(self.referrers, self.client, ref.host, ref.repository, digests)
+        return ImageFacts(
+            info.digest,
+            tuple(str(platform) for platform in info.platforms),
+            info.total_size,
+            info.kind,
+            signing.signed,
+            signing.attached,
+        )
 
     def tags(self, ref: Reference) -> Sequence[str]:
         return self.client.list_tags(ref.host, ref.repository)
@@ -137,16 +160,21 @@ def run(args: argparse.Namespace) -> int:
     mapper = mapper_for(config)
     # Private ECR sources get a token minted with ecr.sources' credentials (a read-only role is enough).
     with build_client(config, credentials=registry_credentials(config), concurrency=args.workers) as client:
-        result = validate_changes(
-            changes,
-            mapper=mapper,
-            upstream=RegistryUpstream(client),
-            limits=config.limits,
-            mirrored=MirroredIndex(mirrored.entries),
-            claims=PathClaims(mirrored.entries, mapper),
-            daily=config.daily,
-            workers=args.workers,
-        )
+        upstream = RegistryUpstream(client)
+        try:
+            result = validate_changes(
+                changes,
+                mapper=mapper,
+                upstream=upstream,
+                limits=config.limits,
+                mirrored=MirroredIndex(mirrored.entries),
+                claims=PathClaims(mirrored.entries, mapper),
+                daily=config.daily,
+                workers=args.workers,
+                require_signature=config.require_signature,
+            )
+        finally:
+            upstream.close()
     if config_changed:
         note = Issue(
             f"this pull request changes {CONFIG_PATH}; lines were checked with the rules of the base branch",

@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from bot.commands._options import CONFIG_ENV, config_from_args
+from bot.config import find_config
 from bot.errors import UsageError, WebhookError
 from bot.lists import MIRRORED_LIST
 from bot.webhook.log import LEVELS, Log
@@ -52,9 +54,11 @@ def run(args: argparse.Namespace) -> int:
     if min(args.reload_interval, args.timeout, args.max_body, args.max_connections) <= 0:
         raise UsageError("--reload-interval, --timeout, --max-body and --max-connections must be greater than zero")
     log = Log(level=args.log_level)
+    # Refuse to start with the built-in target; then reload the same file that was found.
+    config_from_args(args, needs_target="webhook")
     sources = Sources(
         mirrored=args.mirrored,
-        config=args.config,
+        config=find_config(args.config, os.environ.get(CONFIG_ENV)),
         registry=args.registry,
         mode=args.mode,
         namespace=os.environ.get("POD_NAMESPACE") or None,

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import http.client
 import re
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
@@ -19,7 +20,7 @@ import urllib3.exceptions
 from bot.errors import RegistryError
 from bot.reference import is_digest, is_repository_path, is_tag
 from bot.registry.auth import Credentials, Scope
-from bot.registry.models import ACCEPT, MAX_MANIFEST_BYTES, Descriptor, Manifest, sha256_digest
+from bot.registry.models import ACCEPT, MAX_MANIFEST_BYTES, OCI_INDEX, Descriptor, Manifest, sha256_digest
 from bot.registry.throughput import MIN_RATE, Throughput
 from bot.registry.transfer import TransferSettings
 from bot.registry.transport import Transport, TransportSettings
@@ -221,6 +222,8 @@ class RegistryClient:
         self._chunked_hosts: set[str] = set()
         # Hosts that answered a range with something else than exactly that range: downloaded whole from then on.
         self.whole_blob_hosts: set[str] = set()
+        # Hosts that answered a manifest PUT with ``OCI-Subject``: they keep the referrers list themselves.
+        self.referrers_api_hosts: set[str] = set()
 
     @property
     def credentials(self) -> Credentials:
@@ -228,6 +231,14 @@ class RegistryClient:
 
     def close(self) -> None:
         self.transport.close()
+
+    def cancel_on(self, event: threading.Event) -> None:
+        """Once ``event`` is set, every wait between retries ends at once (the run was cancelled)."""
+        self.transport.cancel_on(event)
+
+    def observe_responses(self, callback: Callable[[requests.Response], None]) -> None:
+        """Call ``callback`` with every registry answer, e.g. to read a pull limit's headers."""
+        self.transport.on_response = callback
 
     def __enter__(self) -> RegistryClient:
         return self
@@ -317,10 +328,39 @@ class RegistryClient:
             what=f"pushing the manifest of {host}/{repository}:{reference}",
         )
         response.close()
+        if response.headers.get("OCI-Subject"):
+            # https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pushing-manifests-with-subject
+            self.referrers_api_hosts.add(host)
         answered = response.headers.get("Docker-Content-Digest")
         if answered and answered != digest:
             raise RegistryError(f"{host}/{repository}: the registry stored the manifest as {answered}, not {digest}")
         return digest
+
+    def get_referrers(self, host: str, repository: str, digest: str) -> Manifest | None:
+        """The OCI index listing the manifests whose ``subject`` is ``digest``, or ``None`` when the registry has
+        no referrers API (it answers 404; a registry that has one answers 200 even for an unknown digest).
+
+        https://github.com/opencontainers/distribution-spec/blob/main/spec.md#listing-referrers
+        """
+        _safe_path(host, repository, digest, digest=True)
+        where = f"listing the referrers of {host}/{repository}@{digest}"
+        response = self.transport.request(
+            "GET",
+            host,
+            f"/v2/{repository}/referrers/{digest}",
+            scopes=_pull(repository),
+            headers={"Accept": OCI_INDEX},
+            allow=(404,),
+            stream=True,
+            what=where,
+        )
+        try:
+            if response.status_code == 404:
+                return None
+            body = _read_limited(response, MAX_MANIFEST_BYTES, where)
+        finally:
+            response.close()
+        return Manifest.parse(body, OCI_INDEX, where)
 
     # -- tags ----------------------------------------------------------------------------------------------
 

@@ -25,9 +25,11 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from bot.errors import BotError, Cancelled, CopyError, Failure, NotFound, RegistryError
 from bot.reference import Reference, format_reference, parse_reference
+from bot.registry.artifacts import IMAGE, manifest_kind
 from bot.registry.client import RegistryClient
 from bot.registry.models import (
     IMAGE_TYPES,
@@ -45,6 +47,12 @@ from bot.registry.resume import BlobTransfer
 from bot.registry.transfer import TransferSettings
 from bot.registry.transport import gave_up
 from bot.rules import Target
+
+if TYPE_CHECKING:
+    from bot.registry.referrers import AttachedReport
+
+# Called after each image: carries what refers to it (see bot.registry.referrers) and returns the result.
+AttachHook = Callable[["Copier", "ImageLocation", "ImageLocation", "CopyResult"], "CopyResult"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +112,7 @@ class CopyResult:
     manifests_pushed: int = 0
     skipped: bool = False
     dry_run: bool = False
+    attached: AttachedReport | None = None  # what the image is and what came with it (signatures, SBOMs, ...)
 
     @property
     def digest_exact(self) -> bool:
@@ -139,6 +148,8 @@ class ImageInfo:
     manifests: int
     blobs: int
     headers: dict[str, str] = field(default_factory=dict, repr=False)
+    kind: str = IMAGE  # or Helm chart, SBOM, signature, ... (bot.registry.artifacts)
+    children: tuple[str, ...] = ()  # digests of the platform manifests of an index
 
     @property
     def is_index(self) -> bool:
@@ -193,9 +204,11 @@ class Copier:
         cancel: threading.Event | None = None,
         cancel_grace: float = 2.0,
         transfer: TransferSettings | None = None,
+        attach: AttachHook | None = None,
         mount_policy: str = MOUNT_ANY,
     ) -> None:
         self.client = client
+        self.attach = attach
         self.mount_policy = mount_policy
         self.transfer = transfer or client.transfer
         self._part_buffer = new_buffer(self.transfer)
@@ -308,8 +321,17 @@ class Copier:
     # -- one image -----------------------------------------------------------------------------------------
 
     def copy(self, src: ImageLocation, dst: ImageLocation, platforms: tuple[Platform, ...] | None = None) -> CopyResult:
-        """Copy one image (every platform, or those in ``platforms``); raises CopyError/RegistryError, or
-        Cancelled once the run is cancelled."""
+        """Copy one image (every platform, or those in ``platforms``) and, with an ``attach`` hook, what refers
+        to it; raises CopyError/RegistryError, or Cancelled once the run is cancelled."""
+        result = self.copy_manifests(src, dst, platforms)
+        if self.attach is None or self.dry_run:
+            return result
+        return self.attach(self, src, dst, result)
+
+    def copy_manifests(
+        self, src: ImageLocation, dst: ImageLocation, platforms: tuple[Platform, ...] | None = None
+    ) -> CopyResult:
+        """Copy one image's manifests and blobs, nothing that refers to it."""
         self._check_cancel(src)
         source_desc = self.client.head_manifest(src.host, src.repository, src.reference)
         if source_desc is None:
@@ -727,8 +749,18 @@ def inspect(client: RegistryClient, src: ImageLocation, *, concurrency: int = 4)
             if platform is not None:
                 platforms.append(platform)
     total = sum(blobs.values())
+    children = tuple(c.digest for c in top.children() if c.platform is None or not c.platform.is_unknown)
     return ImageInfo(
-        src, head.digest, top.media_type, tuple(platforms), total, manifests, len(blobs), dict(head.headers)
+        src,
+        head.digest,
+        top.media_type,
+        tuple(platforms),
+        total,
+        manifests,
+        len(blobs),
+        dict(head.headers),
+        manifest_kind(top),
+        children,
     )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 import email.utils
 import ipaddress
+import logging
 import random
 import re
 import ssl
@@ -34,6 +35,7 @@ from bot.errors import AuthError, Cancelled, NotFound, RegistryError
 from bot.reference import DOCKER_HUB
 from bot.registry.auth import Credentials, Scope, TokenCache, env_key, normalize_host, scope_strings
 
+_log = logging.getLogger(__name__)
 DOCKER_HUB_API = "https://registry-1.docker.io"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # Query parameters whose values are safe to show in errors; every other value is redacted (signed storage
@@ -478,6 +480,9 @@ class Transport:
             )
             with self._lock:
                 self.counts[method] += 1
+            if _log.isEnabledFor(logging.DEBUG):
+                auth = next((v.split(" ", 1)[0] for k, v in headers.items() if k.lower() == "authorization"), "none")
+                _log.debug("%s %s -> %s (auth: %s)", method, redact_url(url), response.status_code, auth)
             if self.on_response is not None:
                 self.on_response(response)
             if response.status_code not in (301, 302, 303, 307, 308) or "Location" not in response.headers:

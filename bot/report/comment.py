@@ -19,6 +19,7 @@ from jinja2 import FileSystemLoader, StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
+from bot.registry.artifacts import count_phrase
 from bot.report.markdown import escape_markdown
 from bot.report.summary import MAX_ROWS, MAX_SUMMARY_BYTES
 from bot.rewrite.kustomize import Use, image_entries, images_block
@@ -87,6 +88,7 @@ def _environment() -> SandboxedEnvironment:
     env.filters["raw_ref"] = _raw_ref
     env.filters["size"] = _size
     env.filters["icon"] = _icon
+    env.filters["attached"] = count_phrase
     return env
 
 
@@ -121,7 +123,15 @@ def render_report(
     rows = result.lines[:limit]
     # Problems and pull lines of the rows shown, every one of them (a line may have several problems).
     problems = [(line, issue) for line in rows for issue in line.issues]
-    pullable = [line for line in rows if line.ok and line.target is not None and line.kind.value == "required"]
+    # A Helm chart, an SBOM or a signature is no image to pull: it gets no docker pull line.
+    pullable = [
+        line
+        for line in rows
+        if line.ok
+        and line.target is not None
+        and line.kind.value == "required"
+        and (line.facts is None or line.facts.is_image)
+    ]
     context = {
         "marker": _trusted(MARKER if marker else ""),
         "result": result,
@@ -134,6 +144,7 @@ def render_report(
         "head_sha": head_sha,
         "errors": result.error_count,
         "mirrored": sum(1 for line in result.lines if line.mirrored_at is not None),
+        "new_images": sum(1 for line in result.lines if line.is_new_image),
     }
     return _ENV.get_template("validate_pr.md.j2").render(context)
 

@@ -39,6 +39,8 @@ class Row:
     bytes_moved: int = 0
     result: str = OK
     detail: str = ""
+    kind: str = "image"  # or Helm chart, SBOM, signature, ...
+    attached: str = ""  # "2 signatures, 1 SBOM": what came with the image
 
     @property
     def failed(self) -> bool:
@@ -58,6 +60,8 @@ class Row:
             bytes_moved=int(data.get("bytes_moved", 0)),
             result=str(data.get("result", OK)),
             detail=str(data.get("detail", "")),
+            kind=str(data.get("kind", "image")),
+            attached=str(data.get("attached", "")),
         )
 
 
@@ -67,10 +71,11 @@ def _cell(text: str) -> str:
 
 def _row_line(row: Row) -> str:
     result = row.result if not row.detail else f"{row.result}: {row.detail}"
-    platforms = ", ".join(row.platforms) or "-"
+    # A Helm chart or an SBOM has no platforms: say what it is instead.
+    platforms = (", ".join(row.platforms) or "-") if row.kind == "image" else row.kind
     return (
         f"| {_cell(row.image)} | {_cell(row.target)} | {_cell(platforms)} | "
-        f"{binary_size(row.bytes_moved)} | {_cell(result)} |"
+        f"{binary_size(row.bytes_moved)} | {_cell(row.attached or '-')} | {_cell(result)} |"
     )
 
 
@@ -110,7 +115,11 @@ def render(title: str, rows: Iterable[Row], notes: Iterable[str] = ()) -> str:
         if len(shown) < len(rows):
             ordered = sorted(rows, key=lambda row: not row.failed)  # stable: run order within each group
             shown = _take(ordered, budget)
-        table = ["| image | target | platforms | bytes moved | result |", "|---|---|---|---:|---|", *shown]
+        table = [
+            "| image | target | platforms | bytes moved | attached | result |",
+            "|---|---|---|---:|---|---|",
+            *shown,
+        ]
         if len(shown) < len(rows):
             left = ordered[len(shown) :]
             table += [
@@ -130,6 +139,7 @@ def row_for(result: ImageResult, detail: str = "", reason: str | None = None) ->
         outcome = UNCHANGED
     else:
         outcome = OK
+    attached = result.attached
     return Row(
         image=str(result.source),
         target=str(result.target) if result.target is not None else "-",
@@ -137,4 +147,6 @@ def row_for(result: ImageResult, detail: str = "", reason: str | None = None) ->
         bytes_moved=result.bytes_moved,
         result=outcome,
         detail=detail,
+        kind=attached.kind if attached is not None else "image",
+        attached=attached.describe() if attached is not None else "",
     )

@@ -43,7 +43,7 @@ def test_daily_copies_new_tags_skips_pre_releases_and_follows_moved_tags(
     assert {tag: get_manifest_digest(registry, "up/team/app", tag) for tag in expected} == expected
     assert mirrored_lines(tmp_path) == sorted(f"{upstream.host}/team/app:{tag}@{expected[tag]}" for tag in expected)
     table = summary.read_text(encoding="utf-8")
-    assert "| image | target | platforms | bytes moved | result |" in table
+    assert "| image | target | platforms | bytes moved | attached | result |" in table
     assert f"{upstream.host}/team/app:1.0 | {registry.host}/up/team/app:1.0 | linux/amd64, linux/arm64 |" in table
     assert "copied: new" in table
 
@@ -108,7 +108,7 @@ def test_a_failing_repository_is_reported_and_the_others_still_recorded(
         f"{upstream.host}/team/app:latest@{latest}",
     ]
     table = summary.read_text(encoding="utf-8")
-    assert f"{upstream.host}/team/missing | - | - | 0 B | failed: " in table
+    assert f"{upstream.host}/team/missing | - | - | 0 B | - | failed: " in table
 
 
 def test_the_pull_limit_stops_cleanly_and_says_so(

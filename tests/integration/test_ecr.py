@@ -420,7 +420,7 @@ def test_sync_into_ecr_records_verified_images_and_commits_back(
         assert len(github.requests_to("PUT", r"/repos/octo/mirror/contents/.*")) == 2  # the conflict, the retry
         table = summary.read_text(encoding="utf-8")
         assert f"| {registry.host}/library/web:1.0 | {TARGET}/up/library/web:1.0 | linux/amd64, linux/arm64 |" in table
-        assert f"| {registry.host}/team/missing:9 | {TARGET}/up/team/missing:9 | - | 0 B | failed: " in table
+        assert f"| {registry.host}/team/missing:9 | {TARGET}/up/team/missing:9 | - | 0 B | - | failed: " in table
         assert "committed mirror/mirrored-images.txt to main" in table
         assert MOTO_PASSWORD not in out.replace(f"::add-mask::{MOTO_PASSWORD}", "")
 

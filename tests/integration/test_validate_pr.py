@@ -21,8 +21,9 @@ from pathlib import Path
 import pytest
 
 from bot.report.comment import MARKER
+from tests.harness.artifacts import SPDX, descriptor_of, push_helm_chart, push_referrer, sign
 from tests.harness.github_fake import GitHubFake
-from tests.harness.images import KiB, build_image, push_built, push_image
+from tests.harness.images import KiB, RegistryClient, build_image, push_built, push_image
 from tests.harness.registry import RegistryServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -395,3 +396,47 @@ def test_hundred_line_pull_request_is_fast(scenario: Scenario, capsys: pytest.Ca
     with capsys.disabled():
         print(f"\n100-line validate-pr against the local registry: {run.seconds:.2f} s (process start included)")
     assert run.seconds < 30
+
+
+def test_signed_unsigned_and_non_image_lines(scenario: Scenario) -> None:
+    signed = push_image(scenario.upstream, "team/signed", "1.0")
+    push_image(scenario.upstream, "team/plain", "1.0", seed=1)
+    push_image(scenario.upstream, "strict/plain", "1.0", seed=2)
+    with RegistryClient(scenario.upstream) as client:
+        sign(client, "team/signed", signed.digest)
+        push_referrer(client, "team/signed", descriptor_of(client, "team/signed", signed.digest), SPDX, b"{}")
+        chart = push_helm_chart(client, "charts/demo", "0.1.0")
+        sign(client, "charts/demo", chart.digest)
+    config = scenario.workdir / "mirror" / "config.yml"
+    config.write_text(config.read_text() + f"require_signature: ['{scenario.host}/strict/*']\n")
+    lines = [
+        scenario.ref("team/signed", "1.0"),
+        scenario.ref("team/plain", "1.0"),
+        scenario.ref("strict/plain", "1.0"),
+        scenario.ref("charts/demo", "0.1.0"),
+    ]
+    number = scenario.open_pull(lines)
+
+    run = scenario.run(number)
+
+    assert run.code == 1, run.stdout + run.stderr
+    by_text = {line["text"]: line for line in run.lines}
+    assert by_text[lines[0]]["signed"] is True
+    assert by_text[lines[0]]["attached"] == "1 signature, 1 SBOM"
+    assert by_text[lines[1]]["signed"] is False and by_text[lines[1]]["status"] == "ok"
+    strict = by_text[lines[2]]
+    assert strict["status"] == "error"
+    issues = strict["issues"]
+    assert isinstance(issues, list) and len(issues) == 1
+    issue = issues[0]
+    assert "carries no signature" in issue["message"] and "require_signature" in issue["message"]
+    assert "cosign sign" in issue["fix"]
+    assert by_text[lines[3]]["kind"] == "Helm chart" and by_text[lines[3]]["signed"] is True
+    (comment,) = scenario.comments(number)
+    text = plain(comment)
+    assert "| 🔏 signed (1 signature, 1 SBOM) |" in text
+    assert "| unsigned |" in text
+    assert "| Helm chart |" in text
+    assert f"docker pull {TARGET}/up/team/signed:1.0" in text
+    assert f"docker pull {TARGET}/up/charts/demo" not in text  # a chart is no image to pull
+    assert f"{lines[2]}:" in run.stdout or "carries no signature" in run.stdout

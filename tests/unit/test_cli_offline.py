@@ -25,6 +25,7 @@ def run_bot(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subproc
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     (tmp_path / "mirror").mkdir()
+    (tmp_path / "mirror" / "config.yml").write_text(f"target: {{registry: {ECR}}}\n")
     return tmp_path
 
 

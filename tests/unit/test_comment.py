@@ -89,7 +89,7 @@ def test_comment_table_and_snippets() -> None:
     assert "of `0123456789ab`" in body
     assert (
         "| `mirror/required-images.txt:2` | `nginx:1.25.3` | `mirror.example.com/dockerhub/nginx:1.25.3` "
-        "| linux/amd64, linux/arm64 | 50.0 MiB | ✅ ok |"
+        "| linux/amd64, linux/arm64 | 50.0 MiB | - | ✅ ok |"
     ) in body
     assert "docker pull mirror.example.com/quay/calico/node:v3.27.0\n" in body
     assert (

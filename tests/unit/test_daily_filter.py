@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from bot.config import DailyConfig, parse_config
@@ -127,3 +129,33 @@ def test_plan_copies_new_and_moved_tags_only() -> None:
 def test_plan_repins_unpinned_lines_and_trusts_a_missing_head_digest() -> None:
     plans = plan_tags(["1.0", "1.1"], {"1.0": "sha256:a", "1.1": None}, {"1.0": None, "1.1": "sha256:b"})
     assert [(plan.tag, plan.reason) for plan in plans] == [("1.0", "moved")]
+
+
+@pytest.mark.parametrize(
+    "tag",
+    [
+        "sha256-" + "a" * 64,
+        "sha256-" + "b" * 64 + ".sig",
+        "sha256-" + "c" * 64 + ".att",
+        "sha256-" + "d" * 64 + ".sbom",
+        "1.2.3.sig",
+    ],
+)
+def test_referrer_and_signature_tags_are_never_releases(tag: str) -> None:
+    # No filter lets them through, not even an include pattern that matches them.
+    assert TagFilter(skip_words=(), include=(re.compile(".*"),)).select([tag, "1.0"]) == ["1.0"]
+    assert TagFilter(skip_words=()).select([tag]) == []
+
+
+def test_tags_without_a_version_follow_the_filters() -> None:
+    tags = ["1.25.3", "latest", "single", "attested", "stable"]
+    # Without include or semver they pass (README: drop them with exclude, include or semver) ...
+    assert TagFilter(skip_words=()).select(tags) == sorted(tags)
+    # ... an include pattern for versions, a semver range or an exclude pattern drops them.
+    assert TagFilter(skip_words=(), include=(re.compile(r"^v?\d"),)).select(tags) == ["1.25.3"]
+    assert TagFilter(skip_words=(), semver=parse_range(">=1")).select(tags) == ["1.25.3"]
+    assert TagFilter(skip_words=(), exclude=(re.compile("^(single|attested)$"),)).select(tags) == [
+        "1.25.3",
+        "latest",
+        "stable",
+    ]

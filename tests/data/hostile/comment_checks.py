@@ -39,5 +39,5 @@ def assert_well_formed(markdown: str, *, marker: bool) -> None:
         assert not re.search(r"\]\(|://|www\.", outside_code), text  # no link, no autolink
         assert "\r" not in text and "\x00" not in text
         if ROW.match(text):
-            assert unescaped.count("|") == 7, text  # six cells, none split by the line's text
+            assert unescaped.count("|") == 8, text  # seven cells, none split by the line's text
     assert not fenced

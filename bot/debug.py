@@ -1,0 +1,83 @@
+"""``--debug``: the traceback of a failure and a log of every request on stderr, with secrets removed.
+
+Off by default: a failure is then one sentence. On (``--debug``, ``MIRROR_DEBUG=1``, or ``RUNNER_DEBUG=1``,
+which GitHub sets when a run is re-run with debug logging), the ``bot`` and ``urllib3`` loggers write to
+stderr through :class:`RedactingFormatter`, which removes credentials from every line whatever logged it:
+``Authorization`` values, ``Basic``/``Bearer`` credentials, tokens in JSON, user info and query values in URLs
+(signed storage URLs carry their signature there).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import traceback
+from collections.abc import Mapping
+from typing import TextIO
+
+DEBUG_ENV = "MIRROR_DEBUG"
+_TRUE = frozenset({"1", "true", "yes", "on"})
+# Query parameters whose values are safe to show (as in error messages); every other value is redacted.
+_SAFE_QUERY_KEYS = frozenset({"digest", "mount", "from", "n", "last", "service", "scope"})
+
+_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
+    # Authorization: Basic dXNlcjpwYXNz / 'Authorization': 'Bearer eyJ...' (header dumps, reprs)
+    (re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)([A-Za-z]+ )?[^\s'\",}]+"), r"\1\2REDACTED"),
+    # a credential on its own: Basic dXNlcjpwYXNz, Bearer eyJ..., AWS:token
+    (re.compile(r"(?i)\b(basic|bearer)\s+[A-Za-z0-9._~+/=-]{4,}"), r"\1 REDACTED"),
+    # JSON or form fields that carry a secret
+    (
+        re.compile(
+            r"(?i)([\"']?(?:access_token|token|password|refresh_token|secret)[\"']?\s*[:=]\s*[\"']?)[^\s\"',&}]+"
+        ),
+        r"\1REDACTED",
+    ),
+    # user info in URLs: https://user:pass@host
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]+@"), r"\1"),
+)
+_QUERY_VALUE = re.compile(r"([?&])([^=&\s\"']+)=([^&\s\"']*)")
+
+
+def redact(text: str) -> str:
+    """``text`` with every credential this module knows the shape of replaced by ``REDACTED``."""
+    for pattern, replacement in _RULES:
+        text = pattern.sub(replacement, text)
+    return _QUERY_VALUE.sub(
+        lambda m: m.group(0) if m.group(2) in _SAFE_QUERY_KEYS else f"{m.group(1)}{m.group(2)}=REDACTED", text
+    )
+
+
+class RedactingFormatter(logging.Formatter):
+    """A formatter whose every line, the traceback included, has passed :func:`redact`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+def wanted(flag: bool, environ: Mapping[str, str]) -> bool:
+    """Debug output is on: the ``--debug`` flag, ``MIRROR_DEBUG`` or GitHub's ``RUNNER_DEBUG``."""
+    return flag or environ.get(DEBUG_ENV, "").lower() in _TRUE or environ.get("RUNNER_DEBUG") == "1"
+
+
+def enable(stream: TextIO | None = None) -> logging.Handler:
+    """Send the ``bot`` and ``urllib3`` loggers' debug lines, redacted, to ``stream`` (stderr)."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(RedactingFormatter("debug: %(name)s: %(message)s"))
+    for name in ("bot", "urllib3"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.DEBUG)
+        logger.addHandler(handler)
+    return handler
+
+
+def disable(handler: logging.Handler) -> None:
+    for name in ("bot", "urllib3"):
+        logger = logging.getLogger(name)
+        logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)
+
+
+def traceback_of(exc: BaseException) -> str:
+    """The traceback of ``exc``, redacted like the log."""
+    return redact("".join(traceback.format_exception(exc)))
