@@ -85,9 +85,10 @@ def test_check_and_map_commands_refuse(
     assert main(["check"]) == 1
     err = capsys.readouterr().err
     assert f"{REQUIRED}:2:1: docker.io/someorg/my__app:1.0: ECR refuses the mirror repository" in err
-    assert main(["map", "nginx:1.25", "docker.io/someorg/my__app:1.0"]) == 1
+    ecr = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+    assert main(["map", "--registry", ecr, "nginx:1.25", "docker.io/someorg/my__app:1.0"]) == 1
     out, err = capsys.readouterr()
-    assert out.strip().endswith("/dockerhub/nginx:1.25")
+    assert out.strip() == f"{ecr}/dockerhub/nginx:1.25"
     assert ECR_PATTERN in err and "my__app" in err
 
 
