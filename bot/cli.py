@@ -19,6 +19,8 @@ import bot.commands
 from bot import __version__, debug
 from bot.cancel import exit_if_signalled, forget_signal
 from bot.errors import BotError
+from bot.github import actions
+from bot.redact import announce_to, redact
 
 DEBUG_HELP = f"print the traceback of a failure and a log of requests (secrets removed); also {debug.DEBUG_ENV}=1"
 
@@ -57,18 +59,24 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _mask(secret: str) -> None:
+    actions.mask(secret, sys.stdout)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     handler: Handler = args.handler
     forget_signal()
+    # In Actions every secret the run learns (a password, its base64 form, a minted token) is masked at once.
+    announce_to(_mask if actions.in_actions() else None)
     log = debug.enable() if debug.wanted(args.debug or args.debug_here, os.environ) else None
     try:
         status = handler(args)
     except BotError as exc:
         if log is not None:
             print(debug.traceback_of(exc), file=sys.stderr, end="")
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
         status = exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -16,33 +16,19 @@ import traceback
 from collections.abc import Mapping
 from typing import TextIO
 
+from bot.redact import redact as redact_credentials
+
 DEBUG_ENV = "MIRROR_DEBUG"
 _TRUE = frozenset({"1", "true", "yes", "on"})
 # Query parameters whose values are safe to show (as in error messages); every other value is redacted.
 _SAFE_QUERY_KEYS = frozenset({"digest", "mount", "from", "n", "last", "service", "scope"})
 
-_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
-    # Authorization: Basic dXNlcjpwYXNz / 'Authorization': 'Bearer eyJ...' (header dumps, reprs)
-    (re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)([A-Za-z]+ )?[^\s'\",}]+"), r"\1\2REDACTED"),
-    # a credential on its own: Basic dXNlcjpwYXNz, Bearer eyJ..., AWS:token
-    (re.compile(r"(?i)\b(basic|bearer)\s+[A-Za-z0-9._~+/=-]{4,}"), r"\1 REDACTED"),
-    # JSON or form fields that carry a secret
-    (
-        re.compile(
-            r"(?i)([\"']?(?:access_token|token|password|refresh_token|secret)[\"']?\s*[:=]\s*[\"']?)[^\s\"',&}]+"
-        ),
-        r"\1REDACTED",
-    ),
-    # user info in URLs: https://user:pass@host
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]+@"), r"\1"),
-)
 _QUERY_VALUE = re.compile(r"([?&])([^=&\s\"']+)=([^&\s\"']*)")
 
 
 def redact(text: str) -> str:
-    """``text`` with every credential this module knows the shape of replaced by ``REDACTED``."""
-    for pattern, replacement in _RULES:
-        text = pattern.sub(replacement, text)
+    """``text`` without credentials (:func:`bot.redact.redact`) and with URL query values redacted."""
+    text = redact_credentials(text)
     return _QUERY_VALUE.sub(
         lambda m: m.group(0) if m.group(2) in _SAFE_QUERY_KEYS else f"{m.group(1)}{m.group(2)}=REDACTED", text
     )

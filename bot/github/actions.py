@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
+from bot.redact import redact
+
 
 def in_actions(environ: Mapping[str, str] | None = None) -> bool:
     environ = os.environ if environ is None else environ
@@ -42,7 +44,7 @@ def safe_line(value: str) -> str:
     whitespace) becomes ``:%3A``, and ``##[`` becomes ``##%5B``. Any other ``%`` stays as written: only a
     workflow command's data is decoded, and people read this line.
     """
-    value = _CONTROL.sub(lambda match: f"%{ord(match.group()):02X}", value).replace("##[", "##%5B")
+    value = _CONTROL.sub(lambda match: f"%{ord(match.group()):02X}", redact(value)).replace("##[", "##%5B")
     body = value.lstrip()
     if body.startswith("::"):
         value = value[: len(value) - len(body)] + ":%3A" + body[2:]
@@ -69,9 +71,9 @@ def annotation(
     if col is not None:
         props.append(f"col={col}")
     if title is not None:
-        props.append(f"title={escape_property(title)}")
+        props.append(f"title={escape_property(redact(title))}")
     prefix = f"::{level} {','.join(props)}" if props else f"::{level}"
-    return f"{prefix}::{escape_data(message)}"
+    return f"{prefix}::{escape_data(redact(message))}"
 
 
 # GitHub shows the first 10 error and the first 10 warning annotations of a step (and 50 of a job); the rest
@@ -121,7 +123,7 @@ def set_output(name: str, value: str, environ: Mapping[str, str] | None = None) 
         return
     delimiter = f"ghadelimiter_{secrets.token_hex(16)}"
     with Path(path).open("a", encoding="utf-8") as handle:
-        handle.write(f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
+        handle.write(f"{name}<<{delimiter}\n{redact(value)}\n{delimiter}\n")
 
 
 def append_summary(markdown: str, environ: Mapping[str, str] | None = None) -> None:
@@ -131,4 +133,4 @@ def append_summary(markdown: str, environ: Mapping[str, str] | None = None) -> N
     if not path:
         return
     with Path(path).open("a", encoding="utf-8") as handle:
-        handle.write(markdown.rstrip("\n") + "\n")
+        handle.write(redact(markdown).rstrip("\n") + "\n")

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.errors import ConfigError, RegistryError
+from bot.redact import remember, remember_login
 from bot.reference import DOCKER_HUB, fold_host
 
 ENV_PREFIX = "MIRROR_AUTH_"
@@ -43,6 +44,9 @@ def env_key(host: str) -> str:
 class Login:
     username: str
     password: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        remember_login(self.username, self.password)  # never shown, masked in Actions
 
     def basic_header(self) -> str:
         raw = f"{self.username}:{self.password}".encode()
@@ -201,6 +205,7 @@ class TokenCache:
 
     def put(self, realm: str, service: str, scopes: frozenset[Scope], value: str, expires_in: float) -> None:
         expires = self._now() + max(expires_in - self.MARGIN, 1.0)
+        remember(value)  # a minted token: GitHub knows nothing of it, so the bot hides it
         with self._lock:
             self._tokens.setdefault((realm, service), []).append(_Token(scopes, value, expires))
 

@@ -61,7 +61,7 @@ def build_client(
         verify=verify,
         insecure_registries=frozenset(normalize_host(h) for h in (*config.insecure_registries, *insecure_registries)),
         allowed_hosts=hosts,
-        pool_size=max(8, concurrency * 4),
+        pool_size=max(8, concurrency * 12),  # blob streams grow to 4x concurrency, each with parts
         read_timeout=timeout,
     )
     return RegistryClient(

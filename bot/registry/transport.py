@@ -32,6 +32,7 @@ from requests.adapters import HTTPAdapter
 from bot import __version__
 from bot.addresses import hostname, internal_kind, resolved_internal
 from bot.errors import AuthError, Cancelled, NotFound, RegistryError
+from bot.redact import redact
 from bot.reference import DOCKER_HUB
 from bot.registry.auth import Credentials, Scope, TokenCache, env_key, normalize_host, scope_strings
 
@@ -156,7 +157,10 @@ def registry_error(response: requests.Response, method: str, url: str, what: str
             code = str(first.get("code") or "") or None
             detail = str(first.get("message") or "")
     safe_url = redact_url(url)
-    reason = code or response.reason or "error"
+    # A registry or a proxy may echo the Authorization header in its reason phrase or error body.
+    code = redact(code) if code else None
+    detail = redact(detail)
+    reason = code or redact(response.reason or "") or "error"
     message = f"{method} {safe_url}: {status} {reason}" + (f": {detail}" if detail and detail != reason else "")
     if what:
         message = f"{what}: {message}"
@@ -188,7 +192,7 @@ def connection_error(exc: requests.RequestException, method: str, url: str, what
     """
     prefix = f"{what}: " if what else ""
     safe_url = redact_url(url)
-    detail = _redact_text(str(exc).replace(url, safe_url))[:300]
+    detail = redact(_redact_text(str(exc).replace(url, safe_url)))[:300]
     if isinstance(exc, requests.exceptions.SSLError) and _is_verification_failure(exc):
         return RegistryError(
             f"{prefix}{method} {safe_url}: TLS verification failed ({detail}); if the "

@@ -32,6 +32,7 @@ from botocore.exceptions import (  # type: ignore[import-untyped]
 from bot.config import EcrConfig, EcrSourceConfig
 from bot.errors import AwsError
 from bot.github import actions
+from bot.redact import remember
 
 if TYPE_CHECKING:
     from mypy_boto3_ecr import ECRClient
@@ -125,12 +126,14 @@ class Ecr:
         *,
         log: TextIO | None = None,
         clock: Callable[[], float] = time.time,
+        mask: bool = False,
     ) -> None:
         self.client = client
         self.settings = settings
         self.location = location
         self.log = sys.stdout if log is None else log
         self.clock = clock
+        self.mask = mask  # ask the Actions runner to hide the token (only a runner reads ::add-mask::)
         self._login: RegistryLogin | None = None
         self._fetched_at = 0.0
         self._lock = threading.Lock()
@@ -181,7 +184,7 @@ class Ecr:
         item = data[0]
         token = item["authorizationToken"]
         # Only the Actions runner reads ::add-mask::; anywhere else the command would print the secret itself.
-        in_actions = actions.in_actions()
+        in_actions = self.mask
         if in_actions:
             actions.mask(token, self.log)
         try:
@@ -190,6 +193,7 @@ class Ecr:
             raise AwsError("ecr:GetAuthorizationToken returned a token that is not base64 'user:password'") from exc
         if in_actions:
             actions.mask(password, self.log)
+        remember(token, password, announce=False)  # masked just now; never shown
         registry_url = self.location.registry_url or item.get("proxyEndpoint") or self._derived_url()
         if not registry_url:
             raise AwsError("ECR named no registry endpoint; set ecr.registry_url in mirror/config.yml")

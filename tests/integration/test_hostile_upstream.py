@@ -25,7 +25,8 @@ from tests.harness.registry import RegistryServer
 
 # Every path the daily run may send for team/app:1.0; anything else was steered by the hostile answer.
 _EXPECTED_PATH = re.compile(
-    r"^/v2/(?:|team/app/tags/list|team/app/(?:manifests/(?:1\.0|sha256:[0-9a-f]{64})|blobs/sha256:[0-9a-f]{64}))$"
+    r"^/v2/(?:|team/app/tags/list|team/app/(?:manifests/(?:1\.0|sha256:[0-9a-f]{64}|sha256-[0-9a-f]{64}(?:\.[a-z]+)?)"
+    r"|blobs/sha256:[0-9a-f]{64}|referrers/sha256:[0-9a-f]{64}))$"
 )
 
 

@@ -25,6 +25,7 @@ CORE = frozenset(
         "bot.config",
         "bot.errors",
         "bot.lists",
+        "bot.redact",
         "bot.reference",
         "bot.rules",
         "bot.units",
