@@ -5,7 +5,6 @@ and the config, never an ``argparse.Namespace``."""
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,12 +12,10 @@ from bot.config import DEFAULT_TARGET_REGISTRY, Config, find_config, load_config
 from bot.errors import ConfigError, UsageError
 from bot.registry.factory import DEFAULT_TIMEOUT, ClientOptions
 from bot.registry.models import Platform
+from bot.settings import CONFIG_ENV, Settings
 
 if TYPE_CHECKING:
     from bot.registry.referrers import ReferrerPolicy
-
-# The one environment variable of config discovery (between --config and mirror/config.yml).
-CONFIG_ENV = "MIRROR_CONFIG"
 
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -44,7 +41,8 @@ def config_from_args(args: argparse.Namespace, *, needs_target: str | None = Non
     ``needs_target`` names a command that writes mirror paths into workloads: it refuses to run with the
     built-in target (the original service's account, which the user most likely cannot pull from).
     """
-    path = find_config(args.config, os.environ.get(CONFIG_ENV))
+    settings: Settings = args.settings
+    path = find_config(args.config, settings.config_path or None)
     config = load_config(path) if path is not None else Config()
     if getattr(args, "registry", None):
         config = config.with_target_registry(args.registry)
@@ -169,6 +167,7 @@ def client_options(args: argparse.Namespace) -> ClientOptions:
         verify=str(args.ca_bundle) if args.ca_bundle else True,
         insecure_registries=tuple(args.insecure_registry),
         concurrency=args.concurrency,
+        environ=args.settings.registry_environ,
         timeout=timeout,
         part_size_mib=part_size,
         parts=parts,

@@ -61,10 +61,15 @@ def run(args: argparse.Namespace) -> int:
         lists.append(mirrored_list)
     claims = PathClaims(mirrored_list.entries, mapper)
     result = check_lists(lists, mapper, MirroredIndex(mirrored_list.entries), claims)
-    result = replace(result, problems=tuple(sorted((*result.problems, *_private_sources(result, config)), key=_where)))
+    result = replace(
+        result,
+        problems=tuple(
+            sorted((*result.problems, *_private_sources(result, config, args.settings.aws_credentials)), key=_where)
+        ),
+    )
     for checked in result.entries:
         print(f"{checked.entry.ref} -> {checked.target}")
-    annotate = actions.in_actions()
+    annotate = args.settings.in_actions
     budget = actions.AnnotationBudget()
     for problem in result.problems:
         print(actions.safe_line(str(problem)), file=sys.stderr)
@@ -83,11 +88,11 @@ def run(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
-def _private_sources(result: CheckResult, config: Config) -> list[Problem]:
+def _private_sources(result: CheckResult, config: Config, aws_credentials: bool) -> list[Problem]:
     """A warning on each entry from a private ECR registry when nothing gives the bot credentials to read it."""
     problems = []
     for entry in (checked.entry for checked in result.entries):
-        missing = source_credentials_missing(config, entry.ref.host)
+        missing = source_credentials_missing(config, entry.ref.host, aws_credentials=aws_credentials)
         if missing is not None:
             message = f"{entry.ref.host} is a private ECR registry: {missing}"
             problems.append(Problem(entry.file, entry.line, entry.col, message, "warning"))

@@ -55,7 +55,9 @@ def run(args: argparse.Namespace) -> int:
         target.prepare(Target(location.host, location.repository, location.tag, location.digest))
 
     with (
-        open_target(config, client_options(args), extra_hosts=(src.host, dst.host)) as target,
+        open_target(
+            config, client_options(args), extra_hosts=(src.host, dst.host), mask=args.settings.in_actions
+        ) as target,
         Copier(
             target.client,
             concurrency=args.concurrency,

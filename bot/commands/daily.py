@@ -71,11 +71,11 @@ def run(args: argparse.Namespace) -> int:
         print(actions.safe_line(line))
 
     def warn(warning: str) -> None:  # the log gets it with the run's notes
-        if actions.in_actions():
+        if args.settings.in_actions:
             print(actions.annotation("warning", warning, title="tags refused"))
 
     with cancellation() as cancel:
-        with open_target(config, client_options(args)) as target:
+        with open_target(config, client_options(args), mask=args.settings.in_actions) as target:
             report = run_daily(
                 repositories,
                 mirrored,
@@ -106,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
             mirrored=args.mirrored,
             commit=args.commit,
             title="Daily new tags",
+            settings=args.settings,
         )
         report_not_done(cancel, report.not_done)
         return cancel.status(status)

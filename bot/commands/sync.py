@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     mirrored = MirroredIndex(() if args.all else recorded_entries)
     progress = Progress.for_stream(sys.stderr)
     with cancellation() as cancel:
-        with open_target(config, client_options(args)) as target:
+        with open_target(config, client_options(args), mask=args.settings.in_actions) as target:
             refs = [entry.ref for entry in entries]
             copy, unchanged = pending(refs, mirrored, mapper, target.client, args.concurrency, cancel=cancel.event)
             report = sync(
@@ -101,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
             mirrored=args.mirrored,
             commit=args.commit,
             title="Sync",
+            settings=args.settings,
         )
         report_not_done(cancel, [str(result.source) for result in combined.cancelled])
         return cancel.status(1 if recorded or status or not combined.ok else 0)

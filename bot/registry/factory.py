@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,17 +43,19 @@ def build_client(
 ) -> RegistryClient:
     """A client that may contact only the config's registries (plus ``extra_hosts``).
 
-    Credentials default to the docker config.json and ``MIRROR_AUTH_<HOST>_*`` variables of every allowed
-    host; ``config.insecure_registries`` and ``insecure_registries`` are spoken to over plain HTTP.
+    Without ``credentials`` they are read from the docker config.json and the ``MIRROR_AUTH_<HOST>_*``
+    variables of every allowed host in ``environ`` (:attr:`bot.settings.Settings.registry_environ`);
+    ``config.insecure_registries`` and ``insecure_registries`` are spoken to over plain HTTP.
     ``timeout`` is the read timeout: how long a response may stay silent before the try is given up.
     ``part_size_mib`` and ``parts`` override the config's ``transfer:`` values.
     """
     from bot.registry.client import RegistryClient
     from bot.registry.transport import TransportSettings
 
-    environ = os.environ if environ is None else environ
     hosts = allowed_hosts(config, extra_hosts)
     if credentials is None:
+        if environ is None:
+            raise ValueError("build_client needs the credentials, or the environment to read them from")
         credentials = Credentials.from_environment(environ, docker_config=docker_config, hosts=hosts)
     settings = TransportSettings(
         endpoints=dict(endpoints or {}),
@@ -91,6 +92,7 @@ class ClientOptions:
     verify: bool | str
     insecure_registries: tuple[str, ...]
     concurrency: int
+    environ: Mapping[str, str]  # where credentials come from (Settings.registry_environ)
     timeout: float = DEFAULT_TIMEOUT
     part_size_mib: int | None = None
     parts: int | None = None
@@ -107,6 +109,7 @@ class ClientOptions:
             insecure_registries=self.insecure_registries,
             extra_hosts=extra_hosts,
             concurrency=self.concurrency,
+            environ=self.environ,
             timeout=self.timeout,
             part_size_mib=self.part_size_mib,
             parts=self.parts,

@@ -6,7 +6,6 @@ through :func:`open_target`; ``check``, ``validate-pr`` and ``map`` ask :func:`k
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, TextIO
 
@@ -52,31 +51,45 @@ def mapper_for(config: Config) -> Mapper:
     return Mapper(config, naming=kind_for(config).name_problem)
 
 
-def registry_credentials(config: Config, extra_hosts: Iterable[str] = (), *, log: TextIO | None = None) -> Credentials:
-    """The logins of every registry a run may contact: docker config.json and ``MIRROR_AUTH_<HOST>_*``, and
-    a token minted with boto3 for each private ECR source (``ecr.sources``)."""
+def registry_credentials(
+    config: Config,
+    environ: Mapping[str, str],
+    extra_hosts: Iterable[str] = (),
+    *,
+    log: TextIO | None = None,
+    mask: bool = False,
+) -> Credentials:
+    """The logins of every registry a run may contact: docker config.json and ``MIRROR_AUTH_<HOST>_*`` from
+    ``environ`` (:attr:`bot.settings.Settings.registry_environ`), and a token minted with boto3 for each private
+    ECR source (``ecr.sources``), masked in the log when ``mask`` (in Actions)."""
     from bot.registry.auth import Credentials
     from bot.registry.factory import allowed_hosts
 
     hosts = allowed_hosts(config, extra_hosts)
-    base = Credentials.from_environment(hosts=hosts)
+    base = Credentials.from_environment(environ, hosts=hosts)
     if not any(parse_registry_host(host) for host in hosts):
         return base
-    return EcrLogins(base, config.ecr.sources, log=log)
+    return EcrLogins(base, config.ecr.sources, log=log, mask=mask)
 
 
 def open_target(
-    config: Config, options: ClientOptions, *, extra_hosts: Iterable[str] = (), log: TextIO | None = None
+    config: Config,
+    options: ClientOptions,
+    *,
+    extra_hosts: Iterable[str] = (),
+    log: TextIO | None = None,
+    mask: bool = False,
 ) -> TargetSession:
-    """Log in to the target (and the sources) and return the session every writing command copies through."""
-    credentials = registry_credentials(config, extra_hosts, log=log)
-    return kind_for(config).open(options, credentials, extra_hosts=extra_hosts, log=log)
+    """Log in to the target (and the sources) and return the session every writing command copies through;
+    minted tokens are masked in the log when ``mask`` (in Actions)."""
+    credentials = registry_credentials(config, options.environ, extra_hosts, log=log, mask=mask)
+    return kind_for(config).open(options, credentials, extra_hosts=extra_hosts, log=log, mask=mask)
 
 
-def source_credentials_missing(config: Config, host: str, environ: Mapping[str, str] | None = None) -> str | None:
-    """What is missing to read the private ECR registry ``host`` (offline: settings and environment only), or
-    ``None``. Credentials of the target's partition cannot read a source in another (China vs global)."""
-    environ = os.environ if environ is None else environ
+def source_credentials_missing(config: Config, host: str, *, aws_credentials: bool) -> str | None:
+    """What is missing to read the private ECR registry ``host`` (offline), or ``None``. ``aws_credentials``:
+    the job has AWS credentials of its own (:attr:`bot.settings.Settings.aws_credentials`); credentials of the
+    target's partition cannot read a source in another (China vs global)."""
     source = parse_registry_host(host)
     if config.ecr.sources.configured or source is None:
         return None
@@ -89,8 +102,6 @@ def source_credentials_missing(config: Config, host: str, environ: Mapping[str, 
             f"its partition ({partition(source[1])}) is not the target's ({partition(target_region)}), so the job's "
             f"AWS credentials for the target cannot read it: {how}"
         )
-    if any(environ.get(name) for name in ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE")):
+    if aws_credentials:
         return None
-    return (
-        f"no AWS credentials to read it: {how}, or give the job AWS credentials (aws-actions/configure-aws-credentials)"
-    )
+    return f"no AWS credentials to read it: {how}, or give the job AWS credentials (configure-aws-credentials)"

@@ -71,9 +71,11 @@ class TargetKind(Protocol):
         *,
         extra_hosts: Iterable[str] = (),
         log: TextIO | None = None,
+        mask: bool = False,
     ) -> TargetSession:
         """Log in (failing early, with the fix, when that is impossible) and return the session of a run.
 
-        ``credentials`` hold the logins of every registry of the run (sources included); a kind adds its own.
+        ``credentials`` hold the logins of every registry of the run (sources included); a kind adds its own,
+        masking what it mints in the log when ``mask`` (in Actions).
         """
         ...

@@ -130,6 +130,7 @@ class EcrTarget:
         *,
         extra_hosts: Iterable[str] = (),
         log: TextIO | None = None,
+        mask: bool = False,
     ) -> TargetSession:
         """Log in (failing early, naming the IAM action, before anything is copied) and build the client.
 
@@ -140,12 +141,12 @@ class EcrTarget:
 
         config = self.config
         location = locate(config)
-        ecr = Ecr(make_client(location, config.ecr.endpoint_url), config.ecr, location, log=log)
+        ecr = Ecr(make_client(location, config.ecr.endpoint_url), config.ecr, location, log=log, mask=mask)
         login = ecr.login()
         host = config.target_registry
         if normalize_host(host) not in {normalize_host(name) for name in options.endpoints}:
             options = replace(options, endpoints={**options.endpoints, host: login.registry_url})
-        logins = EcrLogins(credentials, config.ecr.sources, log=log)
+        logins = EcrLogins(credentials, config.ecr.sources, log=log, mask=mask)
         logins.add_registry(host, ecr)
         return EcrSession(options.build(config, credentials=logins, extra_hosts=extra_hosts), ecr)
 
@@ -184,11 +185,14 @@ class EcrLogins(Credentials):
     """Registry credentials where ECR hosts get a current token: the target's (added by the target kind) and
     any private ECR source's, minted with the credentials of ``ecr.sources`` on first use."""
 
-    def __init__(self, base: Credentials, sources: EcrSourceConfig, *, log: TextIO | None = None) -> None:
+    def __init__(
+        self, base: Credentials, sources: EcrSourceConfig, *, log: TextIO | None = None, mask: bool = False
+    ) -> None:
         logins = {name: login for name in base.hosts() if (login := base.get(name)) is not None}
         super().__init__(logins)
         self.sources = sources
         self.log = log
+        self.mask = mask
         self._registries: dict[str, Ecr] = {}
         self._registry_lock = threading.Lock()
 
@@ -209,7 +213,7 @@ class EcrLogins(Credentials):
 
             location = EcrLocation(parsed[0], parsed[1], f"https://{host}")
             client = make_client(location, self.sources.endpoint_url, self.sources)
-            ecr = Ecr(client, _SOURCE_SETTINGS, location, log=self.log)
+            ecr = Ecr(client, _SOURCE_SETTINGS, location, log=self.log, mask=self.mask)
             self._registries[host] = ecr
             return ecr
 

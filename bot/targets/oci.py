@@ -46,6 +46,7 @@ class OciTarget:
         *,
         extra_hosts: Iterable[str] = (),
         log: TextIO | None = None,
+        mask: bool = False,
     ) -> TargetSession:
         return TargetSession(options.build(self.config, credentials=credentials, extra_hosts=extra_hosts))
 

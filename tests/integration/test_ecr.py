@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from bot.cli import main
 from bot.config import Config, EcrConfig, parse_config
 from bot.errors import AuthError, AwsError, Failure
 from bot.registry.auth import Credentials, Login, env_key
+from bot.settings import Settings
 from bot.targets.aws import MIN_REFRESH_INTERVAL_SECONDS, Ecr, make_client
 from bot.targets.ecr import (
     EcrLogins,
@@ -50,8 +52,9 @@ def ecr_config(moto_url: str, **ecr: object) -> Config:
 
 def adapter(config: Config, log: io.StringIO | None = None, clock: list[float] | None = None) -> Ecr:
     now = clock if clock is not None else [time.time()]
+    in_actions = Settings.from_environ(os.environ).in_actions  # what the command line passes
     client = make_client(locate(config), config.ecr.endpoint_url)
-    return Ecr(client, config.ecr, locate(config), log=log or io.StringIO(), clock=lambda: now[0])
+    return Ecr(client, config.ecr, locate(config), log=log or io.StringIO(), clock=lambda: now[0], mask=in_actions)
 
 
 # -- hosts (pure) ---------------------------------------------------------------------------------------------

@@ -234,7 +234,9 @@ def test_tokens_expired_mid_run_are_renewed_once_and_the_run_succeeds(
     # A real token is hours old when it expires; a refused HEAD (no body says why) renews only an old one.
     monkeypatch.setattr(aws, "MIN_RENEW_SECONDS", 0)
     config = parse_config(ecr_standin.config(rules=[{"source": registry.host, "target": "up"}]))
-    options = ClientOptions(endpoints={}, verify=ecr_standin.ca_bundle, insecure_registries=(), concurrency=2)
+    options = ClientOptions(
+        endpoints={}, verify=ecr_standin.ca_bundle, insecure_registries=(), concurrency=2, environ={}
+    )
     with open_target(config, options, extra_hosts=(registry.host,)) as target:
         assert ecr_standin.token_requests == 1
 
@@ -277,7 +279,9 @@ def test_bytes_moved_into_ecr_with_mounts_refused_and_allowed(
     own = sum(blob.size for image in images for blob in image.blobs if blob.digest not in shared)
     ecr_standin.blob_mounting = mounting
     config = parse_config(ecr_standin.config(rules=[{"source": registry.host, "target": "up"}]))
-    options = ClientOptions(endpoints={}, verify=ecr_standin.ca_bundle, insecure_registries=(), concurrency=1)
+    options = ClientOptions(
+        endpoints={}, verify=ecr_standin.ca_bundle, insecure_registries=(), concurrency=1, environ={}
+    )
     with open_target(config, options, extra_hosts=(registry.host,)) as target:
         report = sync(
             [parse_reference(image.reference) for image in images],
@@ -379,7 +383,7 @@ def test_without_source_credentials_check_and_validate_say_what_is_missing(
     assert "ecr.sources.profile or ecr.sources.role_arn" in err and "ecr:GetAuthorizationToken" in err
 
     config = load_config(tmp_path / "mirror" / "config.yml")
-    credentials = registry_credentials(config)
+    credentials = registry_credentials(config, {})
     endpoints = {TARGET_HOST: ecr_standin.url}
     with build_client(config, credentials=credentials, endpoints=endpoints, verify=ecr_standin.ca_bundle) as client:
         result = validate_changes(
