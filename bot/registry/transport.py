@@ -369,6 +369,7 @@ class Transport:
 
     def close(self) -> None:
         self.session.close()
+        self.credentials.close()  # logins minted at run time may hold connections of their own (boto3)
 
     def __enter__(self) -> Transport:
         return self
@@ -471,7 +472,7 @@ class Transport:
         own_origin = origin_of(url) == origin_of(base)
         challenge = self._challenge(host) if own_origin else None
         attempt = 0
-        refreshed = False
+        refreshed = renewed = False
         while True:
             attempt += 1
             auth = self._authorization(host, challenge, needed)
@@ -499,6 +500,17 @@ class Transport:
                         self._challenges[normalize_host(host)] = challenge
                     needed = needed | new.scopes()
                     continue
+            if status == 403 and not renewed and own_origin and auth is not None and auth.startswith("Basic "):
+                # ECR answers an expired token with 403: one fresh login, then the request once more.
+                denied = registry_error(response, method, url, what)
+                response.close()
+                if not self.credentials.renew(host, auth, denied):
+                    raise denied
+                renewed = True
+                if replayable:
+                    continue
+                denied.temporary = True  # the caller starts the streamed request over, with the new login
+                raise denied
             if status in RETRY_STATUSES and replayable and attempt < self.settings.max_attempts:
                 delay = retry_delay(attempt, self.settings, response.headers.get("Retry-After"), self._rng)
                 response.close()
