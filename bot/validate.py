@@ -144,6 +144,7 @@ class ValidationResult:
     issues: tuple[Issue, ...]  # about the pull request as a whole
     limits: Limits
     files: tuple[str, ...] = ()
+    offline: bool = False  # no upstream registry was asked: no platforms, sizes or daily tag counts
 
     @property
     def ok(self) -> bool:
@@ -202,7 +203,7 @@ def validate_changes(
     changes: Iterable[ListChange],
     *,
     mapper: Mapper,
-    upstream: Upstream,
+    upstream: Upstream | None,
     limits: Limits,
     mirrored: MirroredIndex,
     claims: PathClaims | None = None,
@@ -213,7 +214,9 @@ def validate_changes(
     """Check every line the pull request adds; see the module docstring for the order of checks.
 
     ``require_signature`` patterns (``host`` or ``host/repository``) name images that must carry a signature
-    upstream; an unsigned one is an error."""
+    upstream; an unsigned one is an error. ``upstream=None`` runs the offline checks alone (a preview without
+    network or credentials).
+    """
     tag_filter = TagFilter.from_config(daily or DailyConfig())
     works: list[_Work] = []
     files: list[str] = []
@@ -239,6 +242,8 @@ def validate_changes(
     budget = max(limits.max_new_lines, 1) * UPSTREAM_LINE_FACTOR
     online = [work for work in works if work.entry is not None and not work.issues and work.result.target is not None]
     online = [work for work in online if work.result.mirrored_at is None]
+    if upstream is None:
+        online = []
     checked, skipped = online[:budget], online[budget:]
     for work in skipped:
         work.issues.append(
@@ -247,14 +252,16 @@ def validate_changes(
                 f"split the request into pull requests of at most {limits.max_new_lines} lines",
             )
         )
-    if checked:
+    if checked and upstream is not None:
+        source = upstream
         with ThreadPoolExecutor(max_workers=max(1, min(workers, len(checked))), thread_name_prefix="validate") as pool:
-            list(pool.map(lambda work: _online_check(work, upstream, limits, mirrored, tag_filter), checked))
+            list(pool.map(lambda work: _online_check(work, source, limits, mirrored, tag_filter), checked))
         for work in checked:
             _signature_check(work, require_signature)
 
     lines = tuple(replace(work.result, issues=tuple(work.issues)) for work in works)
-    return ValidationResult(lines, (*refused, *_pull_request_issues(lines, limits)), limits, tuple(files))
+    issues = (*refused, *_pull_request_issues(lines, limits))
+    return ValidationResult(lines, issues, limits, tuple(files), offline=upstream is None)
 
 
 def _offline_checks(

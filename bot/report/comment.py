@@ -144,6 +144,7 @@ def render_report(
         "head_sha": head_sha,
         "errors": result.error_count,
         "mirrored": sum(1 for line in result.lines if line.mirrored_at is not None),
+        "new_images": sum(1 for line in result.lines if line.is_new_image),
     }
     return _ENV.get_template("validate_pr.md.j2").render(context)
 

@@ -201,6 +201,7 @@ class GitHubFake:
         self.issue_comments: dict[int, Comment] = {}
         self.requests: list[Request] = []
         self.faults: list[Fault] = []
+        self._files_cache: dict[tuple[str, str, str], list[JSON]] = {}
         # Like GitHub, the contents API sends bigger files without content (encoding "none"); read them
         # through the raw media type or the git blobs API. Lower it in a test to exercise that path.
         self.inline_limit = INLINE_LIMIT
@@ -353,6 +354,9 @@ class GitHubFake:
           the same as 429; ``"secondary-reset"``: 403 with ``x-ratelimit-remaining: 0`` and
           ``x-ratelimit-reset`` ``seconds`` ahead (rate-limits-for-the-rest-api#exceeding-the-rate-limit).
         - ``"lost"``: the request is carried out, then answered 502: a write whose answer was lost.
+        - ``"forbidden"``: 403 "Resource not accessible by integration", a token without the permission
+          (observed; https://docs.github.com/actions/security-for-github-actions/security-guides/automatic-token-authentication
+          lists what each permission allows).
         - ``"branch-moved"``: 409 "is at <sha> but expected <sha>", the contents API losing a race on the
           branch (observed: https://github.com/PyGithub/PyGithub/issues/1787).
         """
@@ -483,7 +487,7 @@ class GitHubFake:
             "comments_url": f"{api}/issues/{pull.number}/comments",
             # https://docs.github.com/rest/pulls/pulls#get-a-pull-request: the count of changed files, which
             # may exceed what the files list shows.
-            "changed_files": len(self._changed(pull)),
+            "changed_files": len(self._changed(pull)),  # cheap next to _pull_files
             "head": {
                 "label": f"{head_owner}:{pull.head_ref}",
                 "ref": pull.head_ref,
@@ -515,6 +519,12 @@ class GitHubFake:
 
     def _pull_files(self, pull: Pull) -> list[JSON]:
         head_sha = self._pull_head(pull)
+        key = (pull.repo, self.repos[pull.repo].branches[pull.base_ref], head_sha)
+        if key not in self._files_cache:  # every page of the list asks again
+            self._files_cache[key] = self._list_files(pull, head_sha)
+        return self._files_cache[key]
+
+    def _list_files(self, pull: Pull, head_sha: str) -> list[JSON]:
         files = []
         for path, old, new in self._changed(pull)[:MAX_PULL_FILES]:
             status = "added" if old is None else "removed" if new is None else "modified"
@@ -932,8 +942,11 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and self._fault_first(fault):
             return
         raw_file = re.fullmatch(r"/([^/]+)/([^/]+)/raw/([^/]+)/(.+)", split.path)
+        if split.path.startswith("/repos/"):
+            raw_file = None
         try:
-            if fake.token is not None:
+            # A download_url of a public repository needs no token (raw.githubusercontent.com; observed).
+            if fake.token is not None and raw_file is None:
                 auth = self.headers.get("Authorization", "")
                 if auth not in (f"token {fake.token}", f"Bearer {fake.token}"):
                     raise FakeError(401, "Bad credentials")
@@ -942,7 +955,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if fake.rate_used > fake.rate_limit:
                     # https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api
                     raise FakeError(403, "API rate limit exceeded for installation ID 1000.")
-            if method == "GET" and raw_file is not None and not split.path.startswith("/repos/"):
+            if method == "GET" and raw_file is not None:
                 owner, name, ref, path = raw_file.groups()
                 status, data = 200, RawBody(fake.file(f"{owner}/{name}", unquote(path), ref) or b"")
             else:
@@ -1001,6 +1014,8 @@ class _Handler(BaseHTTPRequestHandler):
                 {"message": SECONDARY_MESSAGE},
                 {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(time.time() + fault.seconds))},
             )
+        elif kind == "forbidden":
+            self._send(403, {"message": "Resource not accessible by integration", "documentation_url": DOCS})
         elif kind == "branch-moved":
             self._send(409, {"message": f"is at {'a' * 40} but expected {'b' * 40}"})
         else:

@@ -292,7 +292,10 @@ def test_the_actions_own_bot_runs_not_one_in_the_checkout(tmp_path: Path) -> Non
 
 
 # Sub-commands the action does not run, and why.
-NOT_IN_ACTION = {"webhook": "a long-running HTTPS server deployed in the cluster, not a workflow step"}
+NOT_IN_ACTION = {
+    "webhook": "a long-running HTTPS server deployed in the cluster, not a workflow step",
+    "preview": "an offline look at the lists for a person at a terminal; validate-pr does it for pull requests",
+}
 
 
 def test_the_command_input_offers_every_sub_command() -> None:

@@ -153,3 +153,56 @@ def test_a_closed_pull_request_is_replaced_from_a_fresh_branch(fake: CommitFake,
     # The branch starts again from main: the dismissed proposal is not carried into the new one.
     assert fake.file(REPO, PATH, ref="image-mirror/mirrored-images") == f"{BUSYBOX}\n{NGINX}\n".encode()
     assert fake.file(REPO, PATH) == f"{NGINX}\n".encode()
+
+
+def _puts_to(fake: CommitFake, branch: str) -> int:
+    return sum(
+        1
+        for r in fake.requests_to("PUT", r"/repos/octo/mirror/contents/.*")
+        if b'"branch": "' + branch.encode() + b'"' in r.body
+    )
+
+
+def test_required_status_checks_are_protection_not_a_conflict(fake: CommitFake, repo: Repository) -> None:
+    # 409 "2 of 2 required status checks are expected": once refused, never retried against main.
+    fake.protect_branch(REPO, "main", "checks")
+    outcome = commit_file(repo, PATH, add(REDIS), "Record 1 mirrored image")
+    assert outcome.status == PULL_REQUEST
+    assert _puts_to(fake, "main") == 1
+    assert _puts_to(fake, "image-mirror/mirrored-images") == 1
+
+
+def test_a_branch_that_moved_during_the_write_is_read_again_and_retried(fake: CommitFake, repo: Repository) -> None:
+    fake.fail("PUT", r"/repos/octo/mirror/contents/.*", "branch-moved")  # 409 "is at <sha> but expected <sha>"
+    outcome = commit_file(repo, PATH, add(REDIS), "Record 1 mirrored image")
+    assert (outcome.status, outcome.attempts) == (COMMITTED, 2)
+    assert fake.file(REPO, PATH) == f"{NGINX}\n{REDIS}\n".encode()
+
+
+def test_a_repository_that_forbids_actions_pull_requests_names_the_setting(fake: CommitFake, repo: Repository) -> None:
+    fake.protect_branch(REPO, "main", "reviews")
+    fake.actions_may_create_pulls = False
+    with pytest.raises(GitHubError) as caught:
+        commit_file(repo, PATH, add(REDIS), "Record 1 mirrored image")
+    text = str(caught.value)
+    assert "Allow GitHub Actions to create and approve pull requests" in text
+    assert "image-mirror/mirrored-images" in text  # where the change waits
+    assert fake.file(REPO, PATH, ref="image-mirror/mirrored-images") == f"{NGINX}\n{REDIS}\n".encode()
+    assert fake.file(REPO, PATH) == f"{NGINX}\n".encode()
+    assert not fake.pulls
+
+
+def test_a_pull_request_whose_answer_was_lost_is_found_and_reused(fake: CommitFake, repo: Repository) -> None:
+    fake.protect_branch(REPO, "main", "ruleset")
+    fake.fail("POST", r"/repos/octo/mirror/pulls", "lost")  # opened, then answered 502; the retry is refused
+    outcome = commit_file(repo, PATH, add(REDIS), "Record 1 mirrored image")
+    assert outcome.status == PULL_REQUEST
+    assert _open_pulls(fake) == [(1, "image-mirror/mirrored-images")]
+    assert outcome.url is not None and outcome.url.endswith("/pull/1")
+
+
+def test_an_unprotected_branch_that_refuses_the_write_is_a_permission_error(fake: CommitFake, repo: Repository) -> None:
+    fake.fail("PUT", r"/repos/octo/mirror/contents/.*", "forbidden")
+    with pytest.raises(GitHubError, match="grant the job 'permissions: contents: write'"):
+        commit_file(repo, PATH, add(REDIS), "Record 1 mirrored image")
+    assert not fake.pulls

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+import requests
 from github import Auth, Github, GithubException
 
 from bot.errors import GitHubError
@@ -104,3 +105,112 @@ def test_a_personal_access_token_keeps_one_comment_too() -> None:
 def test_adapter_errors_name_the_fix(fake: GitHubFake) -> None:
     with pytest.raises(GitHubError, match="cannot read pull request octo/mirror#9"):
         PullRequestFiles(connect(fake.base_url, TOKEN), REPO, 9)
+
+
+def test_raw_media_type_and_download_url_give_the_bytes(fake: GitHubFake) -> None:
+    big = b"x" * (1024 * 1024 + 1)
+    fake.commit(REPO, "main", {"mirror/big.txt": big})
+    repo = client(fake).get_repo(REPO)
+    meta = repo.get_contents("mirror/big.txt")
+    assert not isinstance(meta, list)
+    assert (meta.encoding, meta.content, meta.size) == ("none", "", len(big))  # over 1 MB: no content
+    status, headers, _ = repo.requester.requestJson(
+        "GET", f"{repo.url}/contents/mirror/big.txt", headers={"Accept": "application/vnd.github.raw+json"}
+    )
+    assert status == 200 and headers["content-type"] == "application/vnd.github.raw"
+    raw = requests.get(meta.download_url, timeout=10)
+    assert raw.content == big
+    blob = requests.get(
+        f"{repo.url}/git/blobs/{meta.sha}",
+        headers={"Accept": "application/vnd.github.raw+json", "Authorization": f"token {TOKEN}"},
+        timeout=10,
+    )
+    assert blob.content == big
+
+
+def test_rate_limit_headers_and_an_exhausted_limit(fake: GitHubFake) -> None:
+    github = client(fake)
+    github.get_repo(REPO)
+    remaining, limit = github.rate_limiting
+    assert limit == 1000 and remaining == 999  # GITHUB_TOKEN: 1,000 requests per hour per repository
+    fake.rate_limit = fake.rate_used
+    with pytest.raises(GithubException) as exhausted:
+        github.get_repo(REPO)
+    assert exhausted.value.status == 403
+    assert exhausted.value.headers is not None and exhausted.value.headers["x-ratelimit-remaining"] == "0"
+    assert "API rate limit exceeded" in str(exhausted.value.data)
+
+
+def test_user_is_refused_to_an_installation_token() -> None:
+    with GitHubFake(token=TOKEN) as installation, GitHubFake(token=PERSONAL_TOKEN, bot_login="someone") as personal:
+        with pytest.raises(GithubException) as refused:
+            _ = client(installation).get_user().login
+        assert refused.value.status == 403
+        assert client(personal, PERSONAL_TOKEN).get_user().login == "someone"
+
+
+def test_a_comment_over_65536_characters_is_refused(fake: GitHubFake) -> None:
+    fake.commit(REPO, "req", {"README.md": b"x\n"})
+    number = fake.open_pull(REPO, head="req")
+    pull = client(fake).get_repo(REPO).get_pull(number)
+    with pytest.raises(GithubException) as refused:
+        pull.create_issue_comment("x" * 65537)
+    assert refused.value.status == 422
+    assert "Body is too long (maximum is 65536 characters)" in str(refused.value.data)
+    comment = pull.create_issue_comment("x" * 65536)
+    with pytest.raises(GithubException) as edit:
+        comment.edit("y" * 65537)
+    assert edit.value.status == 422
+
+
+def test_pull_request_creation_errors(fake: GitHubFake) -> None:
+    repo = client(fake).get_repo(REPO)
+    fake.commit(REPO, "same", {}, start="main")
+    fake.repos[REPO].branches["same"] = fake.repos[REPO].branches["main"]
+    with pytest.raises(GithubException) as empty:
+        repo.create_pull(title="t", body="b", head="same", base="main")
+    assert empty.value.status == 422 and "No commits between main and same" in str(empty.value.data)
+    fake.commit(REPO, "feature", {"a.txt": b"a\n"})
+    repo.create_pull(title="t", body="b", head="feature", base="main")
+    with pytest.raises(GithubException) as again:
+        repo.create_pull(title="t", body="b", head="feature", base="main")
+    assert again.value.status == 422 and "A pull request already exists for octo:feature." in str(again.value.data)
+    fake.actions_may_create_pulls = False
+    fake.commit(REPO, "other", {"b.txt": b"b\n"})
+    with pytest.raises(GithubException) as setting:
+        repo.create_pull(title="t", body="b", head="other", base="main")
+    assert setting.value.status == 403
+    assert "GitHub Actions is not permitted to create or approve pull requests." in str(setting.value.data)
+
+
+def test_a_deleted_fork_leaves_head_repo_null_and_its_files_readable(fake: GitHubFake) -> None:
+    fake.fork(REPO, "mallory")
+    fake.commit("mallory/mirror", "req", {"mirror/required-images.txt": b"# x\nnginx:1\n"})
+    number = fake.open_pull(REPO, head="req", head_repo="mallory/mirror")
+    fake.delete_repo("mallory/mirror")
+    assert client(fake).get_repo(REPO).get_pull(number).head.repo is None
+    pull = PullRequestFiles(connect(fake.base_url, TOKEN), REPO, number)
+    assert pull.is_fork
+    (change,) = pull.list_changes(["mirror/required-images.txt"])
+    assert change.head == b"# x\nnginx:1\n"
+
+
+def test_files_are_listed_against_the_merge_base(fake: GitHubFake) -> None:
+    fake.commit(REPO, "req", {"mirror/required-images.txt": b"# x\nnginx:1\n"})
+    fake.commit(REPO, "main", {"README.md": b"changed on main after the branch\n"})
+    number = fake.open_pull(REPO, head="req")
+    pull = PullRequestFiles(connect(fake.base_url, TOKEN), REPO, number)
+    assert pull.changed_paths() == {"mirror/required-images.txt": "modified"}  # not README.md
+
+
+def test_a_pull_request_past_3000_files_still_finds_the_list_file(fake: GitHubFake) -> None:
+    files: dict[str, bytes | None] = {f"docs/f{index:04}.txt": b"x\n" for index in range(3000)}
+    files["mirror/required-images.txt"] = b"# x\nnginx:1\n"  # sorts after docs/: not in the first 3,000
+    fake.commit(REPO, "huge", files)
+    number = fake.open_pull(REPO, head="huge")
+    listed = client(fake).get_repo(REPO).get_pull(number)
+    assert listed.changed_files == 3001 and listed.get_files().totalCount == 3000
+    pull = PullRequestFiles(connect(fake.base_url, TOKEN), REPO, number)
+    assert pull.changed_paths() is None  # GitHub's list is cut: not to be trusted
+    (change,) = pull.list_changes(["mirror/required-images.txt", "mirror/required-images-daily.txt"])
+    assert (change.path, change.head) == ("mirror/required-images.txt", b"# x\nnginx:1\n")
