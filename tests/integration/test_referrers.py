@@ -19,6 +19,7 @@ from bot.cli import main
 from bot.registry.auth import Credentials
 from bot.registry.client import RegistryClient
 from bot.registry.copy import Copier, ImageLocation
+from bot.registry.models import Platform
 from bot.registry.referrers import ReferrerPolicy, Referrers
 from bot.registry.transport import Transport, TransportSettings
 from tests.harness.artifacts import (
@@ -291,3 +292,26 @@ def test_sync_and_daily_show_what_came_with_each_image(
     out = capsys.readouterr().out
     assert f"{source.host}/{REPO}: {len(tags)} tags upstream, 1 selected, 1 new or moved" in out
     assert mirrored.read_text().splitlines() == [f"{source.host}/team/app:1.0@{signed.digest}"]
+
+
+def test_one_platform_copied_brings_that_platforms_signature(source: RegistryServer, registry: RegistryServer) -> None:
+    signed = publish_signed(source)
+    carrier = Referrers(ReferrerPolicy())
+    try:
+        with bot_client(source, registry) as client, Copier(client, attach=carrier.attach) as copier:
+            result = copier.copy(
+                ImageLocation(source.host, REPO, "1.0"),
+                ImageLocation(registry.host, MIRROR, "arm"),
+                (Platform.parse("linux/arm64"),),
+            )
+    finally:
+        carrier.close()
+    arm = signed.platforms["linux/arm64"]
+    assert result.target_digest == arm
+    assert result.attached is not None and result.attached.describe() == "1 signature"
+    assert (
+        get_manifest_digest(registry, MIRROR, fallback_tag(arm) + ".sig")
+        == signed.artifacts["platform signature"].digest
+    )
+    # The index's own signature names a digest the filtered copy does not have: it stays behind.
+    assert get_manifest_digest(registry, MIRROR, fallback_tag(signed.digest) + ".sig") is None
