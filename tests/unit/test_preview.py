@@ -32,7 +32,7 @@ def test_the_example_lists_show_every_mirror_path_and_what_a_merge_does() -> Non
     )
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "| Line | Source | Mirror path | Platforms | Size | Status |" in out  # the comment's own table
+    assert "| Line | Source | Mirror path | Platforms | Size | Signed | Status |" in out  # the comment's own table
     assert "Offline preview: no registry was asked" in out
     mapper = Mapper(load_config(REPO / "mirror" / "config.yml"))
     mirrored = MirroredIndex(read_list(EXAMPLES / "mirrored-images.txt", ListKind.MIRRORED).entries)
@@ -57,7 +57,7 @@ def test_a_bad_line_fails_with_its_fix(tmp_path: Path) -> None:
     listing.write_text("nginx:1.25.3\nelastic.co/x:1\n")
     result = preview(str(listing), "--registry", "m.example", cwd=tmp_path)
     assert result.returncode == 1
-    assert "| `m.example/dockerhub/nginx:1.25.3` | - | - | ✅ ok |" in result.stdout
+    assert "| `m.example/dockerhub/nginx:1.25.3` | - | - | - | ✅ ok |" in result.stdout
     assert "registry elastic.co is not allowed" in result.stdout and "**Fix:**" in result.stdout
     missing = preview(str(tmp_path / "nope.txt"), "--registry", "m.example", cwd=tmp_path)
     assert missing.returncode == 1 and "nope.txt: file not found" in missing.stderr
