@@ -121,9 +121,9 @@ class TransferConfig:
     """How blobs move (``transfer:``): large blobs download as ``parts`` ranges of ``part_size_mib`` at once,
     and upload in resumable chunks of ``upload_chunk_mib`` (ECR takes at least 5 MiB)."""
 
-    part_size_mib: int = 8
+    part_size_mib: int = 1
     parts: int = 8
-    parted_from_mib: int = 32
+    parted_from_mib: int = 2
     buffer_mib: int = 64
     upload_chunk_mib: int = 64
 

@@ -8,24 +8,31 @@ Docker Hub does not count against its pull limit.
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
+from bot.collisions import PathClaims
 from bot.config import DailyConfig
-from bot.errors import BotError, ConfigError
+from bot.errors import BotError, ConfigError, MappingError
 from bot.lists import Entry
 from bot.reference import DOCKER_HUB, Reference, fold_host, is_tag
 from bot.registry.artifacts import is_referrer_tag
+from bot.rules import Mapper, Target
 from bot.units import plural
 
 if TYPE_CHECKING:
     import requests
 
     from bot.registry.client import RegistryClient
+    from bot.registry.models import Platform
+    from bot.registry.progress import Progress
+    from bot.registry.referrers import ReferrerPolicy
+    from bot.sync import ImageResult
 
 _WORDS = re.compile(r"[a-z]+")
 _VERSION = re.compile(r"v?([0-9]+)(?:\.([0-9]+))?(?:\.([0-9]+))?(?:\.([0-9]+))?(?![0-9])")
@@ -372,4 +379,158 @@ def limit_note(budget: PullBudget, deferred: Mapping[str, int]) -> str | None:
     return (
         f"stopped before exhausting the pull limit ({left}; {budget.reserve} kept in reserve): "
         f"{plural(total, 'tag')} deferred to the next run"
+    )
+
+
+# Pulls of a registry's rate limit a daily run leaves unspent, by default.
+DEFAULT_RESERVE = 10
+
+
+@dataclass(frozen=True, slots=True)
+class DailyOptions:
+    """How a daily run copies (the command line's options, checked)."""
+
+    reserve: int = DEFAULT_RESERVE  # pulls of a registry's rate limit left unspent
+    platforms: tuple[Platform, ...] | None = None  # None: every platform, digest-exact
+    dry_run: bool = False
+    concurrency: int = 8
+    referrers: ReferrerPolicy | None = None  # what travels with each image (signatures, SBOMs)
+
+
+@dataclass(frozen=True, slots=True)
+class RepositoryFailed:
+    """A repository whose tags were not copied at all (refused by the rules, unlisted, or cancelled)."""
+
+    repository: Reference
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class TagCopied:
+    """One tag the run copied (or tried to): the copy's result and why the tag was picked (new or moved)."""
+
+    result: ImageResult
+    why: str
+
+
+@dataclass
+class DailyReport:
+    """What a daily run did, in run order, for the caller to log, summarise and record."""
+
+    outcomes: list[RepositoryFailed | TagCopied]
+    not_done: list[str]  # images and repositories a cancellation left undone
+    warnings: list[str]  # tags a registry listed that are no tags
+    limit_note: str | None = None  # tags left for the next run because of a pull limit
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        return (*self.warnings, *((self.limit_note,) if self.limit_note else ()))
+
+
+class Cancel(Protocol):
+    """What the run watches to stop early (bot.cancel.Cancellation)."""
+
+    event: threading.Event
+
+    @property
+    def requested(self) -> bool: ...
+
+    @property
+    def name(self) -> str: ...
+
+
+def run_daily(
+    repositories: Iterable[Reference],
+    mirrored: Sequence[Entry],
+    mapper: Mapper,
+    client: RegistryClient,
+    *,
+    tag_filter: TagFilter,
+    options: DailyOptions,
+    cancel: Cancel,
+    prepare: Callable[[Target], None] | None = None,
+    progress: Progress | None = None,
+    say: Callable[[str], None] = lambda line: None,
+    warn: Callable[[str], None] = lambda warning: None,
+) -> DailyReport:
+    """Copy the new and moved tags of each repository within the registries' pull limits.
+
+    Per repository: refused before any request when no rule allows it; else its tags are listed and chosen
+    (:func:`plan_repository`) and copied in chunks the pull budget allows (:func:`copy_within_budget`). ``say``
+    gets a log line per repository and per image, ``warn`` each warning as it is found.
+    """
+    from bot.sync import sync
+
+    budget = PullBudget(options.reserve)
+    client.observe_responses(budget.observe)
+    client.cancel_on(cancel.event)  # retry waits while listing tags end at a cancel
+    claims = PathClaims(mirrored, mapper)
+    report = DailyReport([], [], [])
+    deferred: dict[str, int] = {}
+
+    def copy(plan: RepositoryPlan, tags: Sequence[TagPlan]) -> None:
+        why = {tag.tag: tag.reason or "" for tag in tags}
+        copied = sync(
+            plan.references(tags),
+            mapper,
+            client,
+            platforms=options.platforms,
+            dry_run=options.dry_run,
+            concurrency=options.concurrency,
+            progress=progress,
+            prepare=prepare,
+            cancel=cancel.event,
+            claims=claims,
+            referrers=options.referrers,
+        )
+        for result in copied.results:
+            say(result.describe())
+            report.outcomes.append(TagCopied(result, why.get(result.source.tag or "", "")))
+            if result.cancelled:
+                report.not_done.append(str(result.source))
+
+    for repository in repositories:
+        if cancel.requested:  # not even listed: its new tags are for the next run
+            report.not_done.append(str(repository))
+            reason = f"not done: the run was cancelled ({cancel.name}) before its tags were listed"
+            report.outcomes.append(RepositoryFailed(repository, reason))
+            continue
+        try:  # an unknown or denied registry is refused before any request
+            mapper.target(repository)
+        except MappingError as exc:
+            report.outcomes.append(RepositoryFailed(repository, exc.message))
+            continue
+        plan = plan_repository(repository, mirrored, client, tag_filter)
+        say(describe_plan(plan))
+        if plan.refused:
+            warning = refused_tags_note(repository, plan.refused)
+            report.warnings.append(warning)
+            warn(warning)
+        if plan.error is not None:
+            report.outcomes.append(RepositoryFailed(repository, plan.error))
+            continue
+        left = copy_within_budget(plan, budget, client, functools.partial(copy, plan))
+        if left:
+            deferred[repository.host] = deferred.get(repository.host, 0) + len(left)
+    report.limit_note = limit_note(budget, deferred)
+    return report
+
+
+def unique_repositories(refs: Iterable[Reference]) -> list[Reference]:
+    """``refs`` without a repeated repository (in any spelling), in their order."""
+    seen: set[str] = set()
+    result: list[Reference] = []
+    for ref in refs:
+        if ref.canonical_name not in seen:
+            seen.add(ref.canonical_name)
+            result.append(ref)
+    return result
+
+
+def describe_plan(plan: RepositoryPlan) -> str:
+    if plan.error is not None:
+        return f"FAILED  {plan.repository}: {plan.error}"
+    return (
+        f"{plan.repository}: {plural(plan.tags, 'tag')} upstream, {len(plan.selected)} selected, "
+        f"{len(plan.copy)} new or moved"
     )

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING
 
 from bot.errors import GitHubError, ListFileError
 from bot.github import actions
-from bot.github.commit import commit_file, repository_from_environment
+from bot.github.commit import commit_file, workflow_repository
 from bot.lists import locked, write_atomically
 from bot.reference import Reference
 from bot.report.summary import Row, render, result_output, row_for
+from bot.settings import Settings
 from bot.shard import Results, Shard, merge_mirrored, merge_results, write_results
 
 if TYPE_CHECKING:
@@ -47,19 +48,21 @@ class RunLog:
         return Results(command, shard, tuple(self.verified), tuple(self.rows), tuple(notes), tuple(self.failures))
 
 
-def finish(results: Results, *, results_file: Path | None, mirrored: Path, commit: bool, title: str) -> int:
+def finish(
+    results: Results, *, results_file: Path | None, mirrored: Path, commit: bool, title: str, settings: Settings
+) -> int:
     """End a copying run: a results file for ``merge-results``, or the mirrored list, summary and commit."""
     if results_file is None:
-        return record([results], mirrored=mirrored, commit=commit, title=title)
+        return record([results], mirrored=mirrored, commit=commit, title=title, settings=settings)
     write_results(results_file, results)
     for image, reason in results.failures:
         print(actions.safe_line(f"FAILED {image}: {reason}"), file=sys.stderr)
     print(f"{results_file}: {len(results.mirrored)} verified images, {len(results.failures)} failures")
-    actions.append_summary(render(f"{title} (shard {results.shard})", results.rows, results.notes))
+    actions.append_summary(render(f"{title} (shard {results.shard})", results.rows, results.notes), settings)
     return 1 if results.failures else 0
 
 
-def record(results: Sequence[Results], *, mirrored: Path, commit: bool, title: str) -> int:
+def record(results: Sequence[Results], *, mirrored: Path, commit: bool, title: str, settings: Settings) -> int:
     """Write the verified images into ``mirrored``, report failures, summarise, commit; the exit status."""
     merged = merge_results(results)
     notes = list(merged.notes)
@@ -79,7 +82,7 @@ def record(results: Sequence[Results], *, mirrored: Path, commit: bool, title: s
         try:
             path = _repository_path(mirrored)
             outcome = commit_file(
-                repository_from_environment(),
+                workflow_repository(settings),
                 path,
                 lambda text: merge_mirrored(text, merged.mirrored),
                 commit_message(merged.mirrored, path),
@@ -92,7 +95,7 @@ def record(results: Sequence[Results], *, mirrored: Path, commit: bool, title: s
                 "to commit them (images already at the target are only checked, not copied again)"
             )
             notes.append(note)
-            if actions.in_actions():
+            if settings.in_actions:
                 print(actions.annotation("error", note, title="mirrored list not committed"))
         else:
             notes.append(outcome.describe(path))
@@ -100,12 +103,12 @@ def record(results: Sequence[Results], *, mirrored: Path, commit: bool, title: s
         notes.append(f"shard {shard} sent no results file; its images are not recorded (run it again)")
     for image, reason in merged.failures:
         print(actions.safe_line(f"FAILED {image}: {reason}"), file=sys.stderr)
-        if actions.in_actions():
+        if settings.in_actions:
             print(actions.annotation("error", f"{image}: {reason}", title="image not mirrored"))
     for note in notes:
         print(actions.safe_line(note), file=sys.stderr)
-    actions.append_summary(render(title, merged.rows, notes))
-    actions.set_output("result", result_output(merged.rows))
+    actions.append_summary(render(title, merged.rows, notes), settings)
+    actions.set_output("result", result_output(merged.rows), settings)
     return 1 if merged.failures or merged.missing or commit_failed else 0
 
 

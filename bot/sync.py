@@ -201,7 +201,7 @@ def sync(
 
     hook = prepare_target if prepare is not None else None
     if cancel is not None:
-        client.transport.cancel_on(cancel)
+        client.cancel_on(cancel)
     carrier = Referrers(referrers, concurrency=concurrency) if referrers is not None and referrers.copy else None
     try:
         with Copier(
@@ -334,7 +334,7 @@ def pending(
     requests go to the copy list, where a cancelled copy does not start).
     """
     if cancel is not None:
-        client.transport.cancel_on(cancel)  # a backoff wait between retries ends when the run is cancelled
+        client.cancel_on(cancel)  # a backoff wait between retries ends when the run is cancelled
     unique: dict[tuple[str, str, str | None, str | None], Reference] = {}
     for ref in refs:
         unique.setdefault(ref.identity(), ref)

@@ -12,11 +12,21 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from bot.redact import forget_all
 from tests.harness import figures
 from tests.harness.ecr_standin import EcrStandIn
 from tests.harness.fault_proxy import FaultProxy
 from tests.harness.github_fake import COMMIT_TOKEN, CommitFake
 from tests.harness.registry import RegistryFactory, RegistryServer
+
+
+@pytest.fixture(autouse=True)
+def _no_secrets_between_tests() -> Iterator[None]:
+    """Each test starts with no remembered secrets: one test's password must not blank out another's output."""
+    forget_all()
+    yield
+    forget_all()
+
 
 ECR_USERNAME = "AWS"
 ECR_PASSWORD = "ecr-test-password"

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from bot.config import DEFAULT_TARGET_REGISTRY, Config, find_config, load_config
 from bot.errors import ConfigError
-
-# The one environment variable of config discovery (between --config and mirror/config.yml).
-CONFIG_ENV = "MIRROR_CONFIG"
+from bot.settings import CONFIG_ENV, Settings
 
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +33,8 @@ def config_from_args(args: argparse.Namespace, *, needs_target: str | None = Non
     ``needs_target`` names a command that writes mirror paths into workloads: it refuses to run with the
     built-in target (the original service's account, which the user most likely cannot pull from).
     """
-    path = find_config(args.config, os.environ.get(CONFIG_ENV))
+    settings: Settings = args.settings
+    path = find_config(args.config, settings.config_path or None)
     config = load_config(path) if path is not None else Config()
     if getattr(args, "registry", None):
         config = config.with_target_registry(args.registry)

@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     result = check_lists(lists, mapper, MirroredIndex(mirrored_list.entries), claims)
     for checked in result.entries:
         print(f"{checked.entry.ref} -> {checked.target}")
-    annotate = actions.in_actions()
+    annotate = args.settings.in_actions
     budget = actions.AnnotationBudget()
     for problem in result.problems:
         print(actions.safe_line(str(problem)), file=sys.stderr)

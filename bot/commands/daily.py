@@ -3,43 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import sys
-from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from bot.cancel import Cancellation, cancellation, report_not_done
-from bot.collisions import PathClaims
+from bot.cancel import cancellation, report_not_done
 from bot.commands._run import add_run_options, run_config
-from bot.daily import (
-    PullBudget,
-    RepositoryPlan,
-    TagFilter,
-    TagPlan,
-    copy_within_budget,
-    limit_note,
-    plan_repository,
-    refused_tags_note,
-)
-from bot.errors import MappingError
+from bot.daily import DEFAULT_RESERVE, DailyOptions, TagCopied, TagFilter, run_daily, unique_repositories
 from bot.github import actions
 from bot.lists import DAILY_LIST, ListKind, read_list
 from bot.recording import RunLog, finish
-from bot.reference import Reference
 from bot.registry.factory import platforms_from_args, referrer_policy
 from bot.registry.progress import Progress
 from bot.report.summary import FAILED, Row
 from bot.rules import Mapper
 from bot.shard import ALL
-from bot.sync import sync
-from bot.targets.ecr import TargetClient, open_target_client
-from bot.units import plural
-
-if TYPE_CHECKING:
-    from bot.registry.referrers import ReferrerPolicy
-
-DEFAULT_RESERVE = 10
+from bot.targets.ecr import open_target_client
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -74,121 +52,61 @@ def run(args: argparse.Namespace) -> int:
     config = run_config(args)
     mapper = Mapper(config)
     tag_filter = TagFilter.from_config(config.daily, source=config.source)
+    options = DailyOptions(
+        reserve=args.reserve,
+        platforms=platforms_from_args(args),
+        dry_run=args.dry_run,
+        concurrency=args.concurrency,
+        referrers=referrer_policy(args, config),
+    )
     shard = args.shard or ALL
     listing = read_list(args.list, ListKind.DAILY)
     for problem in listing.problems:
         print(actions.safe_line(f"error: {problem}"), file=sys.stderr)
-    repositories = _unique(entry.ref for entry in listing.entries if shard.owns(entry.ref))
+    repositories = unique_repositories(entry.ref for entry in listing.entries if shard.owns(entry.ref))
     mirrored = read_list(args.mirrored, ListKind.MIRRORED, missing_ok=True).entries
-    budget = PullBudget(args.reserve)
-    deferred: dict[str, int] = {}
-    warnings: list[str] = []
+    log = RunLog()
+    log.failures.extend((f"{p.file}:{p.line}", p.message) for p in listing.problems if p.is_error)
+
+    def say(line: str) -> None:
+        print(actions.safe_line(line))
+
+    def warn(warning: str) -> None:  # the log gets it with the run's notes
+        if args.settings.in_actions:
+            print(actions.annotation("warning", warning, title="tags refused"))
+
     with cancellation() as cancel:
         with open_target_client(args, config) as target:
-            target.client.transport.on_response = budget.observe
-            target.client.transport.cancel_on(cancel.event)  # retry waits while listing tags end at a cancel
-            daily = _Copier(args, mapper, target, cancel, PathClaims(mirrored, mapper))
-            daily.referrers = referrer_policy(args, config)
-            daily.log.failures.extend((f"{p.file}:{p.line}", p.message) for p in listing.problems if p.is_error)
-            for repository in repositories:
-                if cancel.requested:  # not even listed: its new tags are for the next run
-                    daily.not_done.append(str(repository))
-                    daily.failed(
-                        repository, f"not done: the run was cancelled ({cancel.name}) before its tags were listed"
-                    )
-                    continue
-                try:  # an unknown or denied registry is refused before any request
-                    mapper.target(repository)
-                except MappingError as exc:
-                    daily.failed(repository, exc.message)
-                    continue
-                plan = plan_repository(repository, mirrored, target.client, tag_filter)
-                print(actions.safe_line(_describe(plan)))
-                if plan.refused:
-                    warning = refused_tags_note(repository, plan.refused)
-                    warnings.append(warning)  # the log gets it with the run's notes
-                    if actions.in_actions():
-                        print(actions.annotation("warning", warning, title="tags refused"))
-                if plan.error is not None:
-                    daily.failed(repository, plan.error)
-                    continue
-                left = copy_within_budget(plan, budget, target.client, functools.partial(daily.copy, plan))
-                if left:
-                    deferred[repository.host] = deferred.get(repository.host, 0) + len(left)
-        note = limit_note(budget, deferred)
-        if note:
-            print(actions.safe_line(note), file=sys.stderr)
+            report = run_daily(
+                repositories,
+                mirrored,
+                mapper,
+                target.client,
+                tag_filter=tag_filter,
+                options=options,
+                cancel=cancel,
+                prepare=target.prepare,
+                progress=Progress.for_stream(sys.stderr),
+                say=say,
+                warn=warn,
+            )
+            for outcome in report.outcomes:
+                if isinstance(outcome, TagCopied):
+                    log.add(outcome.result, target.explain, outcome.why)
+                else:
+                    log.rows.append(Row(str(outcome.repository), "-", result=FAILED, detail=outcome.reason))
+                    log.failures.append((str(outcome.repository), outcome.reason))
+        if report.limit_note:
+            print(actions.safe_line(report.limit_note), file=sys.stderr)
         if args.dry_run:
-            return cancel.status(1 if daily.log.failures else 0)
-        notes = (*warnings, *((note,) if note else ()))
+            return cancel.status(1 if log.failures else 0)
         status = finish(
-            daily.log.results("daily", shard, notes),
+            log.results("daily", shard, report.notes),
             results_file=args.results,
             mirrored=args.mirrored,
             commit=args.commit,
             title="Daily new tags",
+            settings=args.settings,
         )
-        report_not_done(cancel, daily.not_done)
+        report_not_done(cancel, report.not_done)
         return cancel.status(status)
-
-
-class _Copier:
-    """Copies chosen tags of one repository at a time and logs rows, verified images and failures."""
-
-    def __init__(
-        self, args: argparse.Namespace, mapper: Mapper, target: TargetClient, cancel: Cancellation, claims: PathClaims
-    ) -> None:
-        self.args = args
-        self.claims = claims
-        self.mapper = mapper
-        self.target = target
-        self.cancel = cancel
-        self.platforms = platforms_from_args(args)
-        self.progress = Progress.for_stream(sys.stderr)
-        self.log = RunLog()
-        self.not_done: list[str] = []  # images and repositories a cancellation left undone
-        self.referrers: ReferrerPolicy | None = None
-
-    def failed(self, repository: Reference, reason: str) -> None:
-        self.log.rows.append(Row(str(repository), "-", result=FAILED, detail=reason))
-        self.log.failures.append((str(repository), reason))
-
-    def copy(self, plan: RepositoryPlan, tags: Sequence[TagPlan]) -> None:
-        why = {tag.tag: tag.reason or "" for tag in tags}
-        report = sync(
-            plan.references(tags),
-            self.mapper,
-            self.target.client,
-            platforms=self.platforms,
-            dry_run=self.args.dry_run,
-            concurrency=self.args.concurrency,
-            progress=self.progress,
-            prepare=self.target.prepare,
-            cancel=self.cancel.event,
-            claims=self.claims,
-            referrers=self.referrers,
-        )
-        for result in report.results:
-            print(actions.safe_line(result.describe()))
-            self.log.add(result, self.target.explain, why.get(result.source.tag or "", ""))
-            if result.cancelled:
-                self.not_done.append(str(result.source))
-
-
-def _unique(refs: Iterable[Reference]) -> list[Reference]:
-    seen: set[str] = set()
-    result: list[Reference] = []
-    for ref in refs:
-        if ref.canonical_name not in seen:
-            seen.add(ref.canonical_name)
-            result.append(ref)
-    return result
-
-
-def _describe(plan: RepositoryPlan) -> str:
-    if plan.error is not None:
-        return f"FAILED  {plan.repository}: {plan.error}"
-    return (
-        f"{plan.repository}: {plural(plan.tags, 'tag')} upstream, {len(plan.selected)} selected, "
-        f"{len(plan.copy)} new or moved"
-    )

@@ -36,8 +36,10 @@ NO_FILE = (
 def run(args: argparse.Namespace) -> int:
     if not args.files:
         print(f"error: {NO_FILE}", file=sys.stderr)
-        if actions.in_actions():
+        if args.settings.in_actions:
             print(actions.annotation("error", NO_FILE))
         return 1
     results = [read_results(path) for path in args.files]
-    return record(results, mirrored=args.mirrored, commit=args.commit, title="Merged shard results")
+    return record(
+        results, mirrored=args.mirrored, commit=args.commit, title="Merged shard results", settings=args.settings
+    )

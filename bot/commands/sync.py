@@ -101,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
             mirrored=args.mirrored,
             commit=args.commit,
             title="Sync",
+            settings=args.settings,
         )
         report_not_done(cancel, [str(result.source) for result in combined.cancelled])
         return cancel.status(1 if recorded or status or not combined.ok else 0)

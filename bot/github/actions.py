@@ -9,18 +9,14 @@ lose a leading ``::`` and every ``##[``.
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 from collections import Counter
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
-
-def in_actions(environ: Mapping[str, str] | None = None) -> bool:
-    environ = os.environ if environ is None else environ
-    return environ.get("GITHUB_ACTIONS") == "true"
+from bot.redact import redact
+from bot.settings import Settings
 
 
 def escape_data(value: str) -> str:
@@ -42,7 +38,7 @@ def safe_line(value: str) -> str:
     whitespace) becomes ``:%3A``, and ``##[`` becomes ``##%5B``. Any other ``%`` stays as written: only a
     workflow command's data is decoded, and people read this line.
     """
-    value = _CONTROL.sub(lambda match: f"%{ord(match.group()):02X}", value).replace("##[", "##%5B")
+    value = _CONTROL.sub(lambda match: f"%{ord(match.group()):02X}", redact(value)).replace("##[", "##%5B")
     body = value.lstrip()
     if body.startswith("::"):
         value = value[: len(value) - len(body)] + ":%3A" + body[2:]
@@ -69,9 +65,9 @@ def annotation(
     if col is not None:
         props.append(f"col={col}")
     if title is not None:
-        props.append(f"title={escape_property(title)}")
+        props.append(f"title={escape_property(redact(title))}")
     prefix = f"::{level} {','.join(props)}" if props else f"::{level}"
-    return f"{prefix}::{escape_data(message)}"
+    return f"{prefix}::{escape_data(redact(message))}"
 
 
 # GitHub shows the first 10 error and the first 10 warning annotations of a step (and 50 of a job); the rest
@@ -113,22 +109,20 @@ def mask(value: str, stream: TextIO) -> None:
         stream.flush()
 
 
-def set_output(name: str, value: str, environ: Mapping[str, str] | None = None) -> None:
+def set_output(name: str, value: str, settings: Settings) -> None:
     """Write a step output to ``GITHUB_OUTPUT`` with a random delimiter (values may span lines)."""
-    environ = os.environ if environ is None else environ
-    path = environ.get("GITHUB_OUTPUT")
+    path = settings.output_path
     if not path:
         return
     delimiter = f"ghadelimiter_{secrets.token_hex(16)}"
     with Path(path).open("a", encoding="utf-8") as handle:
-        handle.write(f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
+        handle.write(f"{name}<<{delimiter}\n{redact(value)}\n{delimiter}\n")
 
 
-def append_summary(markdown: str, environ: Mapping[str, str] | None = None) -> None:
+def append_summary(markdown: str, settings: Settings) -> None:
     """Append markdown to the job summary (``GITHUB_STEP_SUMMARY``), when there is one."""
-    environ = os.environ if environ is None else environ
-    path = environ.get("GITHUB_STEP_SUMMARY")
+    path = settings.summary_path
     if not path:
         return
     with Path(path).open("a", encoding="utf-8") as handle:
-        handle.write(markdown.rstrip("\n") + "\n")
+        handle.write(redact(markdown).rstrip("\n") + "\n")

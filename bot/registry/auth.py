@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
 import re
 import threading
 import time
@@ -20,9 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.errors import ConfigError
+from bot.redact import remember, remember_login
 from bot.reference import DOCKER_HUB, fold_host
+from bot.settings import REGISTRY_AUTH_PREFIX
 
-ENV_PREFIX = "MIRROR_AUTH_"
+ENV_PREFIX = REGISTRY_AUTH_PREFIX
 # Docker's own tools store Docker Hub credentials under this key.
 _DOCKER_HUB_KEYS = ("https://index.docker.io/v1/", "index.docker.io", "registry-1.docker.io", "docker.io")
 
@@ -43,6 +44,9 @@ def env_key(host: str) -> str:
 class Login:
     username: str
     password: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        remember_login(self.username, self.password)  # never shown, masked in Actions
 
     def basic_header(self) -> str:
         raw = f"{self.username}:{self.password}".encode()
@@ -75,7 +79,7 @@ class Credentials:
     @classmethod
     def from_environment(
         cls,
-        environ: Mapping[str, str] | None = None,
+        environ: Mapping[str, str],
         *,
         docker_config: Path | None = None,
         hosts: Iterable[str] = (),
@@ -83,7 +87,6 @@ class Credentials:
         """Read ``docker_config`` (default: ``$DOCKER_CONFIG/config.json`` or ``~/.docker/config.json`` when
         it exists), then ``MIRROR_AUTH_<HOST>_USERNAME``/``_PASSWORD`` for every host seen in the
         environment or listed in ``hosts``."""
-        environ = os.environ if environ is None else environ
         store = cls()
         path = docker_config
         if path is None:
@@ -192,6 +195,7 @@ class TokenCache:
 
     def put(self, realm: str, service: str, scopes: frozenset[Scope], value: str, expires_in: float) -> None:
         expires = self._now() + max(expires_in - self.MARGIN, 1.0)
+        remember(value)  # a minted token: GitHub knows nothing of it, so the bot hides it
         with self._lock:
             self._tokens.setdefault((realm, service), []).append(_Token(scopes, value, expires))
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import http.client
 import re
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
@@ -230,6 +231,14 @@ class RegistryClient:
 
     def close(self) -> None:
         self.transport.close()
+
+    def cancel_on(self, event: threading.Event) -> None:
+        """Once ``event`` is set, every wait between retries ends at once (the run was cancelled)."""
+        self.transport.cancel_on(event)
+
+    def observe_responses(self, callback: Callable[[requests.Response], None]) -> None:
+        """Call ``callback`` with every registry answer, e.g. to read a pull limit's headers."""
+        self.transport.on_response = callback
 
     def __enter__(self) -> RegistryClient:
         return self

@@ -37,6 +37,7 @@ from bot.registry.models import (
 from bot.registry.progress import Progress
 from bot.registry.ranges import DownloadStats, new_buffer
 from bot.registry.resume import BlobTransfer
+from bot.registry.streams import StreamLimits
 from bot.registry.transfer import TransferSettings
 from bot.registry.transport import gave_up
 from bot.rules import Target
@@ -209,10 +210,11 @@ class Copier:
         self.progress = progress or Progress()
         self.dry_run = dry_run
         self.max_attempts = max(1, max_attempts)
-        # ``concurrency`` streams at most; more threads than that, because a worker may wait for a layer
-        # another image is uploading (to mount it next), and a waiting worker must not hold up a transfer.
-        self._streams = threading.BoundedSemaphore(self.concurrency)
-        self._blob_pool = ThreadPoolExecutor(self.concurrency * 4, thread_name_prefix="blob")
+        # ``concurrency`` streams per source host to begin with, up to four times that while more streams
+        # carry more (a long, lossy link: see bot.registry.streams); more threads than that, because a worker
+        # may wait for a layer another image is uploading (to mount it next) and must not hold up a transfer.
+        self._streams = StreamLimits(self.concurrency * STREAMS_START, self.concurrency * STREAMS_GROWTH)
+        self._blob_pool = ThreadPoolExecutor(self.concurrency * STREAMS_GROWTH * 4, thread_name_prefix="blob")
         self._lock = threading.Lock()
         # (target host, digest) -> repositories of that host known to hold the blob in this run
         self._present: dict[tuple[str, str], set[str]] = {}
@@ -241,9 +243,9 @@ class Copier:
             raise Cancelled(f"{what}: not done, the run was cancelled")
 
     @contextmanager
-    def _stream_slot(self, blob: Descriptor) -> Iterator[None]:
-        """One of the ``concurrency`` streams; a transfer that waited for it does not start after a cancel."""
-        with self._streams:
+    def _stream_slot(self, source: str, blob: Descriptor) -> Iterator[None]:
+        """One of the source host's streams; a transfer that waited for it does not start after a cancel."""
+        with self._streams.host(source).slot():
             self._check_cancel(blob.digest)
             yield
 
@@ -279,7 +281,8 @@ class Copier:
 
         if self.cancel is None and (len(pairs) <= 1 or self.concurrency == 1):
             return [one(pair) for pair in pairs]
-        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="image")
+        # Images waiting for their blobs are cheap; the streams per host bound the work (see __init__).
+        pool = ThreadPoolExecutor(self.concurrency * STREAMS_GROWTH, thread_name_prefix="image")
         futures = [pool.submit(one, pair) for pair in pairs]
         try:
             self._wait_unless_cancelled(futures)
@@ -586,10 +589,12 @@ class Copier:
         while True:
             transfer = self._blob_transfer(src, dst, blob)
             try:
-                with self._stream_slot(blob):
+                with self._stream_slot(src.host, blob):
                     transfer.run(upload_url)
             except RegistryError as exc:
                 self.progress.advance(-transfer.sent)
+                if exc.temporary:
+                    self._streams.host(src.host).trouble()
                 upload_url = None  # a failed session is not reused
                 side = "target" if exc.method in _UPLOAD_METHODS else "source"
                 failures[side] += 1
@@ -621,9 +626,13 @@ class Copier:
     def _blob_transfer(self, src: ImageLocation, dst: ImageLocation, blob: Descriptor) -> BlobTransfer:
         """One try of a blob's transfer (it resumes on either side by itself; see :mod:`bot.registry.resume`)."""
 
+        streams = self._streams.host(src.host)
+
         def on_chunk(size: int) -> None:
             self._check_cancel(blob.digest)  # abandons the upload: it is never committed
             self.progress.advance(size)
+            if size > 0:
+                streams.moved(size)
 
         return BlobTransfer(
             self.client,
@@ -638,6 +647,8 @@ class Copier:
         )
 
 
+STREAMS_START = 4  # a host's streams start at this many times --concurrency ...
+STREAMS_GROWTH = 8  # ... and may grow to this many times it
 _UPLOAD_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 

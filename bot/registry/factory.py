@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,24 +47,26 @@ def build_client(
 ) -> RegistryClient:
     """A client that may contact only the config's registries (plus ``extra_hosts``).
 
-    Credentials default to the docker config.json and ``MIRROR_AUTH_<HOST>_*`` variables of every allowed
-    host; ``config.insecure_registries`` and ``insecure_registries`` are spoken to over plain HTTP.
+    Without ``credentials`` they are read from the docker config.json and the ``MIRROR_AUTH_<HOST>_*``
+    variables of every allowed host in ``environ`` (:attr:`bot.settings.Settings.registry_environ`);
+    ``config.insecure_registries`` and ``insecure_registries`` are spoken to over plain HTTP.
     ``timeout`` is the read timeout: how long a response may stay silent before the try is given up.
     ``part_size_mib`` and ``parts`` override the config's ``transfer:`` values.
     """
     from bot.registry.client import RegistryClient
     from bot.registry.transport import TransportSettings
 
-    environ = os.environ if environ is None else environ
     hosts = allowed_hosts(config, extra_hosts)
     if credentials is None:
+        if environ is None:
+            raise ValueError("build_client needs the credentials, or the environment to read them from")
         credentials = Credentials.from_environment(environ, docker_config=docker_config, hosts=hosts)
     settings = TransportSettings(
         endpoints=dict(endpoints or {}),
         verify=verify,
         insecure_registries=frozenset(normalize_host(h) for h in (*config.insecure_registries, *insecure_registries)),
         allowed_hosts=hosts,
-        pool_size=max(8, concurrency * 4),
+        pool_size=max(8, concurrency * 12),  # blob streams grow to 4x concurrency, each with parts
         read_timeout=timeout,
     )
     return RegistryClient(
@@ -180,6 +181,7 @@ class ClientOptions:
     verify: bool | str
     insecure_registries: tuple[str, ...]
     concurrency: int
+    environ: Mapping[str, str]  # where credentials come from (Settings.registry_environ)
     timeout: float = DEFAULT_TIMEOUT
     part_size_mib: int | None = None
     parts: int | None = None
@@ -211,6 +213,7 @@ class ClientOptions:
             verify=str(args.ca_bundle) if args.ca_bundle else True,
             insecure_registries=tuple(args.insecure_registry),
             concurrency=args.concurrency,
+            environ=args.settings.registry_environ,
             timeout=timeout,
             part_size_mib=part_size,
             parts=parts,
@@ -228,6 +231,7 @@ class ClientOptions:
             insecure_registries=self.insecure_registries,
             extra_hosts=extra_hosts,
             concurrency=self.concurrency,
+            environ=self.environ,
             timeout=self.timeout,
             part_size_mib=self.part_size_mib,
             parts=self.parts,

@@ -7,8 +7,10 @@ https://www.rfc-editor.org/rfc/rfc9110#name-content-range). A registry or CDN th
 ``200`` with the whole blob: the bytes already delivered are read again and dropped, so the upload still goes
 on. A ``206`` for another range is not trusted: the host is downloaded whole from then on.
 
-One TCP stream over a lossy long link is capped far below the link (about MSS / (RTT * sqrt(loss))), so a large
-blob is also fetched as several ranges at once (:class:`PartedReader`), delivered in order. Only the parts
+One TCP stream over a lossy long link is capped far below the link (about MSS / (RTT * sqrt(loss))), so a blob
+whose one stream proves slow (below :attr:`TransferSettings.slow_stream` after ``probe_seconds``) fetches the
+rest as several ranges at once (:class:`PartedReader`), delivered in order; on a fast link (or loopback) a blob
+keeps its one stream, which costs the least. Only the parts
 ahead of the one being delivered are held in memory, and the run holds at most
 :attr:`TransferSettings.buffer_bytes` of them in all.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -90,9 +93,10 @@ class SourceReader:
         self.marks: dict[int, hashlib._Hash] = {}
 
     def __iter__(self) -> Iterator[bytes]:
-        if self._parted():
+        yield from self._deliver(self._sequential(probe=self._parted()))
+        if self.offset < self.size:  # one stream proved slow: the rest as parallel ranges
             yield from self._deliver(PartedReader(self).chunks())
-        yield from self._deliver(self._sequential())
+            yield from self._deliver(self._sequential(probe=False))
         if self.offset != self.size:
             message = f"blob {self.digest}: received {self.offset} bytes, expected {self.size}"
             raise RegistryError(message, temporary=True)
@@ -129,9 +133,12 @@ class SourceReader:
             and self.host not in self.client.whole_blob_hosts
         )
 
-    def _sequential(self) -> Iterator[bytes]:
-        """From ``offset`` to the end over one connection at a time, resuming where a body broke off."""
+    def _sequential(self, *, probe: bool) -> Iterator[bytes]:
+        """From ``offset`` to the end over one connection at a time, resuming where a body broke off. With
+        ``probe``, stop early once the stream has run ``probe_seconds`` below ``slow_stream`` bytes per second
+        (a long, lossy link): the caller fetches the rest as parallel ranges."""
         failures = 0
+        began, start_offset = time.monotonic(), self.offset
         while self.offset < self.size:
             start = self.offset
             try:
@@ -143,6 +150,8 @@ class SourceReader:
                         skip -= dropped
                         if dropped < len(received):
                             yield received[dropped:]
+                        if probe and self._slow(began, start_offset) and self._parted():
+                            return
                 if self.offset < self.size:
                     raise RegistryError(
                         f"downloading {self.digest}: the body ended after {self.offset} of {self.size} bytes",
@@ -156,6 +165,11 @@ class SourceReader:
                     raise gave_up(exc, failures) from exc
                 self.client.transport.pause(max(failures, 1))
                 self.stats.resumes += 1
+
+    def _slow(self, began: float, start_offset: int) -> bool:
+        elapsed = time.monotonic() - began
+        settings = self.settings
+        return elapsed >= settings.probe_seconds and self.offset - start_offset < settings.slow_stream * elapsed
 
     def _open(self, start: int) -> BlobStream:
         """A stream of the blob from ``start`` (or whole, status 200, when the host does not do ranges)."""

@@ -12,8 +12,9 @@ MiB = 1024 * 1024
 class TransferSettings:
     """How blobs move: ranged parts for downloads, chunks for resumable uploads.
 
-    - ``part_size``: bytes per ranged download part; blobs of at least ``parted_from`` bytes are downloaded
-      as up to ``parts`` ranges at once (``parts`` 1 turns this off).
+    - ``part_size``: bytes per ranged download part; a blob of at least ``parted_from`` bytes whose one stream
+      moved less than ``slow_stream`` bytes/s over its first ``probe_seconds`` downloads the rest as up to
+      ``parts`` ranges at once (``parts`` 1 turns this off).
     - ``buffer_bytes``: parts downloaded ahead of the one being delivered, run-wide, stay below this.
     - ``upload_chunk``: blobs larger than this go up as ``PATCH`` chunks of this size, so a broken upload can
       continue where the registry says it stopped. ECR refuses parts under 5 MiB but the last
@@ -24,11 +25,13 @@ class TransferSettings:
     part in flight is at most ``part_size``); everything else streams through in chunks of 1 MiB at most.
     """
 
-    part_size: int = 8 * MiB
+    part_size: int = 1 * MiB
     parts: int = 8
-    parted_from: int = 32 * MiB
+    parted_from: int = 2 * MiB
     buffer_bytes: int = 64 * MiB
     upload_chunk: int = 64 * MiB
+    slow_stream: float = 2 * MiB  # bytes/s: a blob's one stream slower than this ...
+    probe_seconds: float = 1.0  # ... over this long goes on as parallel ranges
 
     def __post_init__(self) -> None:
         if self.part_size < 1 or self.parts < 1 or self.upload_chunk < 5 * MiB:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 import email.utils
 import ipaddress
+import logging
 import random
 import re
 import ssl
@@ -31,9 +32,11 @@ from requests.adapters import HTTPAdapter
 from bot import __version__
 from bot.addresses import hostname, internal_kind, resolved_internal
 from bot.errors import AuthError, Cancelled, NotFound, RegistryError
+from bot.redact import redact
 from bot.reference import DOCKER_HUB
 from bot.registry.auth import Credentials, Scope, TokenCache, env_key, normalize_host, scope_strings
 
+_log = logging.getLogger(__name__)
 DOCKER_HUB_API = "https://registry-1.docker.io"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # Query parameters whose values are safe to show in errors; every other value is redacted (signed storage
@@ -154,7 +157,10 @@ def registry_error(response: requests.Response, method: str, url: str, what: str
             code = str(first.get("code") or "") or None
             detail = str(first.get("message") or "")
     safe_url = redact_url(url)
-    reason = code or response.reason or "error"
+    # A registry or a proxy may echo the Authorization header in its reason phrase or error body.
+    code = redact(code) if code else None
+    detail = redact(detail)
+    reason = code or redact(response.reason or "") or "error"
     message = f"{method} {safe_url}: {status} {reason}" + (f": {detail}" if detail and detail != reason else "")
     if what:
         message = f"{what}: {message}"
@@ -186,7 +192,7 @@ def connection_error(exc: requests.RequestException, method: str, url: str, what
     """
     prefix = f"{what}: " if what else ""
     safe_url = redact_url(url)
-    detail = _redact_text(str(exc).replace(url, safe_url))[:300]
+    detail = redact(_redact_text(str(exc).replace(url, safe_url)))[:300]
     if isinstance(exc, requests.exceptions.SSLError) and _is_verification_failure(exc):
         return RegistryError(
             f"{prefix}{method} {safe_url}: TLS verification failed ({detail}); if the "
@@ -466,6 +472,9 @@ class Transport:
             )
             with self._lock:
                 self.counts[method] += 1
+            if _log.isEnabledFor(logging.DEBUG):
+                auth = next((v.split(" ", 1)[0] for k, v in headers.items() if k.lower() == "authorization"), "none")
+                _log.debug("%s %s -> %s (auth: %s)", method, redact_url(url), response.status_code, auth)
             if self.on_response is not None:
                 self.on_response(response)
             if response.status_code not in (301, 302, 303, 307, 308) or "Location" not in response.headers:

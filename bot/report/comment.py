@@ -19,6 +19,7 @@ from jinja2 import FileSystemLoader, StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
+from bot.redact import redact
 from bot.registry.artifacts import count_phrase
 from bot.report.markdown import escape_markdown
 from bot.report.summary import MAX_ROWS, MAX_SUMMARY_BYTES
@@ -146,7 +147,7 @@ def render_report(
         "mirrored": sum(1 for line in result.lines if line.mirrored_at is not None),
         "new_images": sum(1 for line in result.lines if line.is_new_image),
     }
-    return _ENV.get_template("validate_pr.md.j2").render(context)
+    return redact(_ENV.get_template("validate_pr.md.j2").render(context))
 
 
 @dataclass(frozen=True, slots=True)

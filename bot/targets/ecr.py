@@ -33,6 +33,7 @@ from botocore.exceptions import (  # type: ignore[import-untyped]
 from bot.config import Config, EcrConfig
 from bot.errors import AwsError
 from bot.github import actions
+from bot.redact import remember
 from bot.registry.auth import Credentials, Login, normalize_host
 from bot.registry.client import RegistryClient
 from bot.rules import Target
@@ -141,12 +142,14 @@ class Ecr:
         *,
         log: TextIO | None = None,
         clock: Callable[[], float] = time.time,
+        mask: bool = False,
     ) -> None:
         self.client = client
         self.settings = settings
         self.location = location
         self.log = sys.stdout if log is None else log
         self.clock = clock
+        self.mask = mask  # ask the Actions runner to hide the token (only a runner reads ::add-mask::)
         self._login: RegistryLogin | None = None
         self._fetched_at = 0.0
         self._lock = threading.Lock()
@@ -182,7 +185,7 @@ class Ecr:
         item = data[0]
         token = item["authorizationToken"]
         # Only the Actions runner reads ::add-mask::; anywhere else the command would print the secret itself.
-        in_actions = actions.in_actions()
+        in_actions = self.mask
         if in_actions:
             actions.mask(token, self.log)
         try:
@@ -191,6 +194,7 @@ class Ecr:
             raise AwsError("ecr:GetAuthorizationToken returned a token that is not base64 'user:password'") from exc
         if in_actions:
             actions.mask(password, self.log)
+        remember(token, password, announce=False)  # masked just now; never shown
         registry_url = self.location.registry_url or item.get("proxyEndpoint") or self._derived_url()
         if not registry_url:
             raise AwsError("ECR named no registry endpoint; set ecr.registry_url in mirror/config.yml")
@@ -396,12 +400,12 @@ def open_target_client(args: argparse.Namespace, config: Config, *, log: TextIO 
     options = ClientOptions.from_args(args)
     if not is_ecr_target(config):
         return TargetClient(options.build(config))
-    ecr = Ecr(make_client(config), config.ecr, locate(config), log=log)
+    ecr = Ecr(make_client(config), config.ecr, locate(config), log=log, mask=args.settings.in_actions)
     login = ecr.login()  # fails early, naming the IAM action, before anything is copied
     host = config.target_registry
     if normalize_host(host) not in {normalize_host(name) for name in options.endpoints}:
         options = replace(options, endpoints={**options.endpoints, host: login.registry_url})
     # Source registries keep their credentials (docker config.json, REGISTRY_AUTH_<HOST>_* variables).
-    base = Credentials.from_environment(hosts=allowed_hosts(config))
+    base = Credentials.from_environment(options.environ, hosts=allowed_hosts(config))
     client = options.build(config, credentials=EcrCredentials(ecr, host, base))
     return TargetClient(client, ecr)

@@ -92,6 +92,7 @@ class Fault:
     stall: float = 0.0  # ... for this many seconds (or until the proxy stops), then close
     within_body: bool = False  # offsets past the end of a known body wrap into it (see the module docstring)
     cut_request_after: int | None = None  # forward the head and this many request body bytes, then TCP resets
+    reason: str | None = None  # the status line's reason phrase (default: the standard one)
 
     @classmethod
     def respond(
@@ -644,7 +645,7 @@ class CountingProxy:
                 _copy_chunked(reader, drain)
             else:
                 _copy_exact(reader, drain, length)
-            reason = http.HTTPStatus(fault.status).phrase
+            reason = fault.reason or http.HTTPStatus(fault.status).phrase
             body = b"" if method == "HEAD" else fault.body
             lines = [f"HTTP/1.1 {fault.status} {reason}", f"Content-Length: {len(fault.body)}"]
             lines += [f"{name}: {value}" for name, value in fault.headers.items()]

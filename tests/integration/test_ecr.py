@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from bot.cli import main
 from bot.config import Config, EcrConfig, parse_config
 from bot.errors import AwsError
 from bot.registry.auth import Credentials, Login, env_key
+from bot.settings import Settings
 from bot.targets.ecr import (
     MIN_REFRESH_INTERVAL_SECONDS,
     Ecr,
@@ -62,7 +64,10 @@ def ecr_config(moto_url: str, **ecr: object) -> Config:
 
 def adapter(config: Config, log: io.StringIO | None = None, clock: list[float] | None = None) -> Ecr:
     now = clock if clock is not None else [time.time()]
-    return Ecr(make_client(config), config.ecr, locate(config), log=log or io.StringIO(), clock=lambda: now[0])
+    in_actions = Settings.from_environ(os.environ).in_actions  # what the command line passes
+    return Ecr(
+        make_client(config), config.ecr, locate(config), log=log or io.StringIO(), clock=lambda: now[0], mask=in_actions
+    )
 
 
 # -- hosts (pure) ---------------------------------------------------------------------------------------------

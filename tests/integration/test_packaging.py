@@ -9,28 +9,19 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
+import shlex
 import subprocess
-import sys
-import sysconfig
 import tomllib
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from bot import __version__
+from tests.harness.package import action_step, install_package, run_installed
 
 ROOT = Path(__file__).resolve().parents[2]
 PIN = re.compile(r"^([A-Za-z0-9._-]+)==(\S+)")
-
-
-def action_step(name: str) -> dict[str, Any]:
-    data = yaml.safe_load((ROOT / "action.yml").read_text())
-    step = next(step for step in data["runs"]["steps"] if step.get("name") == name)
-    assert isinstance(step, dict)
-    return step
 
 
 def normalise(name: str) -> str:
@@ -99,48 +90,16 @@ def test_pull_request_jobs_cache_nothing_and_the_key_is_the_lock(tmp_path: Path)
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A venv with the bot installed by the action's script; its dependencies come from this venv."""
-    base = tmp_path_factory.mktemp("package")
-    action = base / "action"
-    action.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(ROOT / name, action / name)
-    shutil.copytree(ROOT / "bot", action / "bot", ignore=shutil.ignore_patterns("__pycache__"))
-    venv = action / ".venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=60)
-    site = Path(
-        subprocess.run(
-            [str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    )
-    (site / "parent.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "ACTION_PATH": str(action), "RUNNER_TEMP": str(base)}
-    proc = subprocess.run(
-        ["bash", "-c", action_step("Install the bot")["run"]],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert not (action / "build").exists(), "the build happens in a copy, not in the action's files"
-    return venv
-
-
-def run_installed(venv: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(cwd)}
-    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False)
+    return install_package(tmp_path_factory.mktemp("package"))
 
 
 def test_the_console_command_runs_from_any_directory(installed: Path, tmp_path: Path) -> None:
-    proc = run_installed(installed, tmp_path, "image-mirror", "--version")
+    proc = run_installed(installed, tmp_path, shlex.join(["image-mirror", "--version"]))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"image-mirror {__version__}"
-    proc = run_installed(installed, tmp_path, "image-mirror", "map", "--registry", "mirror.example", "quay.io/a/b:1")
+    proc = run_installed(
+        installed, tmp_path, shlex.join(["image-mirror", "map", "--registry", "mirror.example", "quay.io/a/b:1"])
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "mirror.example/quay/a/b:1"
     # The bot that ran is the installed copy, with its templates (package data), not this checkout.
@@ -148,12 +107,12 @@ def test_the_console_command_runs_from_any_directory(installed: Path, tmp_path: 
         "import bot, bot.report.comment as c; print(bot.__file__);"
         " print(sorted(p.name for p in c.TEMPLATE_DIR.glob('*.j2')))"
     )
-    proc = run_installed(installed, tmp_path, "python", "-c", code)
+    proc = run_installed(installed, tmp_path, shlex.join(["python", "-c", code]))
     assert proc.returncode == 0, proc.stderr
     where, templates = proc.stdout.splitlines()
     assert Path(where).is_relative_to(installed), where
     assert templates == str(sorted(p.name for p in (ROOT / "bot/report/templates").glob("*.j2")))
-    proc = run_installed(installed, tmp_path, "python", "-m", "bot", "--version")
+    proc = run_installed(installed, tmp_path, shlex.join(["python", "-m", "bot", "--version"]))
     assert proc.returncode == 0 and __version__ in proc.stdout, proc.stderr
 
 

@@ -131,22 +131,45 @@ def test_a_wrong_content_range_is_not_trusted(
     assert len(whole) == 2
 
 
-def test_parallel_ranges_are_digest_exact(
+def test_a_slow_stream_goes_on_as_parallel_ranges_digest_exact(
     source: RegistryServer, registry: RegistryServer, src_proxy: CountingProxy
 ) -> None:
     image = push_image(source, "lib/app", "v1", kind="oci-manifest", layers=(5 * MiB + 12345,), seed=3)
     digest, size = layer_of(image)
-    # A reset inside one part: that part alone continues from where it broke.
-    src_proxy.fault = FaultRule(Fault.reset_mid_body(100 * KiB, within_body=False), method="GET", path=digest)
-    settings = TransferSettings(part_size=512 * KiB, parts=4, parted_from=MiB, buffer_bytes=2 * MiB)
+    gets: list[int] = []
+
+    def reset_first_part(request: ProxyRequest) -> Fault | None:
+        # The first part (the second GET) breaks after 100 KiB: that part alone continues from there.
+        if request.method == "GET" and digest in request.path:
+            gets.append(request.index)
+            if len(gets) == 2:
+                return Fault.reset_mid_body(100 * KiB, within_body=False)
+        return None
+
+    src_proxy.fault = reset_first_part
+    # Every stream counts as slow at once: the blob goes on as ranges after its first chunk.
+    settings = TransferSettings(
+        part_size=512 * KiB, parts=4, parted_from=MiB, buffer_bytes=2 * MiB, slow_stream=1e15, probe_seconds=0
+    )
     result, copier = copy(src_proxy.host, registry.host, settings)
     assert result.blobs_copied == 2
     assert_exact(registry, image)
-    gets = src_proxy.matching(method="GET", path=f"/blobs/{digest}$")
-    parts = -(-size // (512 * KiB))
-    assert len(gets) == parts + 1 and {g.status for g in gets} == {206}
+    statuses = [g.status for g in src_proxy.matching(method="GET", path=f"/blobs/{digest}$")]
+    assert statuses[0] == 200 and set(statuses[1:]) == {206}
+    assert len(statuses) >= 1 + size // (512 * KiB)  # the parts of the rest, and the resumed one
     assert received(copier, image) == size  # nothing read twice
     assert copier.downloads.resumes == 1
+
+
+def test_a_fast_stream_stays_one_stream(
+    source: RegistryServer, registry: RegistryServer, src_proxy: CountingProxy
+) -> None:
+    image = push_image(source, "lib/app", "v1", kind="oci-manifest", layers=(3 * MiB,), seed=7)
+    digest, _size = layer_of(image)
+    settings = TransferSettings(part_size=512 * KiB, parts=4, parted_from=MiB, slow_stream=1024, probe_seconds=0)
+    copy(src_proxy.host, registry.host, settings)
+    assert_exact(registry, image)
+    assert [g.status for g in src_proxy.matching(method="GET", path=f"/blobs/{digest}$")] == [200]
 
 
 def test_parallel_ranges_fall_back_when_the_source_ignores_them(
@@ -154,7 +177,7 @@ def test_parallel_ranges_fall_back_when_the_source_ignores_them(
 ) -> None:
     image = push_image(source, "lib/app", "v1", kind="oci-manifest", layers=(2 * MiB,), seed=4)
     front = proxy_for(source, ranges="ignore")
-    settings = TransferSettings(part_size=256 * KiB, parts=4, parted_from=MiB)
+    settings = TransferSettings(part_size=256 * KiB, parts=4, parted_from=MiB, slow_stream=1e15, probe_seconds=0)
     _result, copier = copy(front.host, registry.host, settings)
     assert_exact(registry, image)
     assert front.host in copier.client.whole_blob_hosts

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -32,7 +33,7 @@ def test_the_example_lists_show_every_mirror_path_and_what_a_merge_does() -> Non
     )
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "| Line | Source | Mirror path | Platforms | Size | Signed | Status |" in out  # the comment's own table
+    assert "| Line | Source | Mirror path | Platforms | Size |" in out  # the comment's own table
     assert "Offline preview: no registry was asked" in out
     mapper = Mapper(load_config(REPO / "mirror" / "config.yml"))
     mirrored = MirroredIndex(read_list(EXAMPLES / "mirrored-images.txt", ListKind.MIRRORED).entries)
@@ -44,7 +45,9 @@ def test_the_example_lists_show_every_mirror_path_and_what_a_merge_does() -> Non
         status = "☑️ already mirrored" if mirrored.find(entry.ref) is not None else "✅ ok"
         new += status == "✅ ok"
         row = f"| `docs/examples/required-images.txt:{entry.line}` | `{entry.text}` | `{mapper.target(entry.ref)}` |"
-        assert f"{row} - | - | {status} |" in out
+        (line,) = [line for line in out.splitlines() if line.startswith(row)]
+        assert line.endswith(f" | {status} |"), line
+        assert set(line[len(row) : -len(f" | {status} |")].split("|")) <= {" - ", " -", ""}, line  # offline: no facts
     for entry in daily:
         target = mapper.target(entry.ref)
         assert f"| `{entry.text}` | `{target.registry}/{target.repository}` |" in out
@@ -57,7 +60,7 @@ def test_a_bad_line_fails_with_its_fix(tmp_path: Path) -> None:
     listing.write_text("nginx:1.25.3\nelastic.co/x:1\n")
     result = preview(str(listing), "--registry", "m.example", cwd=tmp_path)
     assert result.returncode == 1
-    assert "| `m.example/dockerhub/nginx:1.25.3` | - | - | - | ✅ ok |" in result.stdout
+    assert re.search(r"\| `m\.example/dockerhub/nginx:1\.25\.3` \|( - \|)+ ✅ ok \|", result.stdout)
     assert "registry elastic.co is not allowed" in result.stdout and "**Fix:**" in result.stdout
     missing = preview(str(tmp_path / "nope.txt"), "--registry", "m.example", cwd=tmp_path)
     assert missing.returncode == 1 and "nope.txt: file not found" in missing.stderr

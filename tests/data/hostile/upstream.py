@@ -43,3 +43,18 @@ HOSTILE_NEXT_LINKS: tuple[str, ...] = (
     '</v2/team/app/manifests/latest>; rel="next"',
     '<http://169.254.169.254/v2/team/app/tags/list>; rel="next"',
 )
+
+# Error texts a registry or a proxy may send back with the request's credentials in them (the password is
+# "s3cr3t-pw" of user "robot"; cm9ib3Q6czNjcjN0LXB3 is their base64).
+ECHOED_CREDENTIALS: tuple[str, ...] = (
+    "Forbidden (Basic cm9ib3Q6czNjcjN0LXB3)",
+    "Forbidden (basic cm9ib3Q6czNjcjN0LXB3)",
+    '{"errors":[{"code":"DENIED","message":"Authorization: Basic cm9ib3Q6czNjcjN0LXB3"}]}',
+    "invalid token Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl",
+    "proxy said: authorization=Bearer%20dG9rZW4tc2VjcmV0",
+    "ECR: Authorization: Basic QVdTOmV5SnBiM1JsYzNRaU9pSjBjblZsSW4w and AWS:c2VjcmV0",
+    "login failed for robot with password s3cr3t-pw",
+    'upstream rejected {"password": "s3cr3t-pw", "token": "dG9rZW4tc2VjcmV0"}',
+    "https://robot:s3cr3t-pw@registry.example/v2/ refused",
+    "auth header cm9ib3Q6czNjcjN0LXB3 is not valid",
+)
