@@ -17,7 +17,7 @@ from bot.github import actions
 from bot.github.commit import commit_file, workflow_repository
 from bot.lists import locked, write_atomically
 from bot.reference import Reference
-from bot.report.summary import Row, render, row_for
+from bot.report.summary import Row, render, result_output, row_for
 from bot.settings import Settings
 from bot.shard import Results, Shard, merge_mirrored, merge_results, write_results
 
@@ -113,6 +113,7 @@ def record(results: Sequence[Results], *, mirrored: Path, commit: bool, title: s
     for note in notes:
         print(actions.safe_line(note), file=sys.stderr)
     actions.append_summary(render(title, merged.rows, notes), settings)
+    actions.set_output("result", result_output(merged.rows), settings)
     return 1 if merged.failures or merged.missing or commit_failed else 0
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.collisions import Clash, PathClaims, PathKey, path_key, same_source
-from bot.errors import BotError, Failure
+from bot.errors import BotError, Failure, MappingError
 from bot.lists import Entry, MirroredIndex
 from bot.reference import Reference
 from bot.registry.models import MOUNT_ANY, Platform
@@ -174,8 +174,8 @@ def sync(
         ref = item.ref if isinstance(item, Entry) else item
         try:
             target = mapper.target(ref)
-        except BotError as exc:
-            results[index] = ImageResult(ref, None, False, _without_own_name(str(exc), ref, ref))
+        except MappingError as exc:  # the report names the image already: the reason alone
+            results[index] = ImageResult(ref, None, False, exc.reason)
             continue
         key = (*ref.identity(), str(target))
         if key in seen:
