@@ -17,6 +17,7 @@ import ipaddress
 import logging
 import random
 import re
+import socket
 import ssl
 import threading
 import time
@@ -27,10 +28,14 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
+import urllib3.connection
+import urllib3.connectionpool
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+from urllib3.util import connection as urllib3_connection
 
 from bot import __version__
-from bot.addresses import hostname, internal_kind, resolved_internal
+from bot.addresses import hostname, internal_kind, public_address, resolved_internal
 from bot.errors import AuthError, Cancelled, NotFound, RegistryError
 from bot.redact import redact
 from bot.reference import DOCKER_HUB
@@ -55,6 +60,13 @@ def redact_url(url: str) -> str:
 
 def _redact_text(text: str) -> str:
     return re.sub(r"\?[^\s'\")]*", "?REDACTED", text)
+
+
+def origin_of(url: str) -> tuple[str, str]:
+    """``(scheme, host:port)``: credentials go only where all three stay the same (an HTTPS -> HTTP redirect
+    to the same host and port would send them in clear text)."""
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.rsplit("@", 1)[-1].lower()
 
 
 def is_loopback_host(host: str) -> bool:
@@ -270,6 +282,54 @@ def retry_delay(attempt: int, settings: TransportSettings, retry_after: str | No
     return rng.uniform(ceiling / 2, ceiling)
 
 
+Resolver = Callable[[str, int], str]
+
+
+class _CheckedConnection(urllib3.connection.HTTPConnection):
+    """Connects to the address :attr:`resolve` returns for the host: for a host a registry sent us to, the one
+    public address that was checked (see :func:`bot.addresses.public_address`); TLS still verifies the name."""
+
+    resolve: Resolver
+
+    def _new_conn(self) -> socket.socket:
+        address = self.resolve(self._dns_host, self.port)
+        try:
+            return urllib3_connection.create_connection(
+                (address, self.port),
+                self.timeout,
+                source_address=self.source_address,
+                socket_options=self.socket_options,
+            )
+        except socket.gaierror as exc:
+            raise NameResolutionError(self.host, self, exc) from exc
+        except TimeoutError as exc:
+            raise ConnectTimeoutError(self, f"Connection to {self.host} timed out") from exc
+        except OSError as exc:
+            raise NewConnectionError(self, f"Failed to establish a new connection: {exc}") from exc
+
+
+class _CheckedHTTPSConnection(_CheckedConnection, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _CheckedAdapter(HTTPAdapter):
+    """An adapter whose connections go to the addresses ``resolve`` hands out."""
+
+    def __init__(self, resolve: Resolver, **kwargs: Any) -> None:
+        self._resolve = resolve
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        resolve = staticmethod(self._resolve)
+        plain = type("Conn", (_CheckedConnection,), {"resolve": resolve})
+        tls = type("TLSConn", (_CheckedHTTPSConnection,), {"resolve": resolve})
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": type("Pool", (urllib3.connectionpool.HTTPConnectionPool,), {"ConnectionCls": plain}),
+            "https": type("TLSPool", (urllib3.connectionpool.HTTPSConnectionPool,), {"ConnectionCls": tls}),
+        }
+
+
 class Transport:
     """Authenticated, retrying HTTP to registries. Thread-safe: one instance serves a whole run."""
 
@@ -296,14 +356,20 @@ class Transport:
         self.session = requests.Session()
         self.session.headers["User-Agent"] = self.settings.user_agent
         self.session.trust_env = False  # no proxies or netrc credentials from the environment by surprise
-        adapter = HTTPAdapter(
-            pool_connections=16, pool_maxsize=max(self.settings.pool_size, 4), max_retries=0, pool_block=False
+        self._guarded: set[str] = set()  # hosts reached only because a registry named them
+        adapter = _CheckedAdapter(
+            self._connect_address,
+            pool_connections=16,
+            pool_maxsize=max(self.settings.pool_size, 4),
+            max_retries=0,
+            pool_block=False,
         )
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
 
     def close(self) -> None:
         self.session.close()
+        self.credentials.close()  # logins minted at run time may hold connections of their own (boto3)
 
     def __enter__(self) -> Transport:
         return self
@@ -344,12 +410,31 @@ class Transport:
         base_host = urlsplit(self.base_url(registry_host)).netloc
         if internal_kind(base_host) is not None:
             return  # a registry that lives inside may send us inside (tests, on-premises mirrors)
-        kind = resolved_internal(target)
+        kind = resolved_internal(target)  # early, for a clear error; the connection checks again
         if kind is not None:
             raise RegistryError(
                 f"{registry_host} sent us to {redact_url(url)}, {kind}; refused (only registries named by the "
                 "mirror rules may live on internal addresses)"
             )
+        # A name is judged again when the connection is made, by the address it is made to: a name that
+        # answered this check with a public address cannot answer the connection with an internal one.
+        with self._lock:
+            self._guarded.add(hostname(target))
+
+    def _connect_address(self, name: str, port: int) -> str:
+        """Where a connection to ``name`` goes: the name itself, or for a host a registry sent us to, the one
+        resolved address that was checked to be public."""
+        with self._lock:
+            guarded = name.lower().strip("[]") in self._guarded
+        if not guarded:
+            return name
+        address, kind = public_address(name, port)
+        if address is None:
+            raise RegistryError(
+                f"{name} resolves to {kind}; refused (only registries named by the mirror rules may live on "
+                "internal addresses)"
+            )
+        return address
 
     # -- requests ------------------------------------------------------------------------------------------
 
@@ -384,10 +469,10 @@ class Transport:
         if params:
             url = url + ("&" if "?" in url else "?") + urlencode(params, safe=":/")
         # Credentials go only to the registry's own origin, never to a URL on another host it named.
-        own_origin = urlsplit(url).netloc == urlsplit(base).netloc
+        own_origin = origin_of(url) == origin_of(base)
         challenge = self._challenge(host) if own_origin else None
         attempt = 0
-        refreshed = False
+        refreshed = renewed = False
         while True:
             attempt += 1
             auth = self._authorization(host, challenge, needed)
@@ -415,6 +500,17 @@ class Transport:
                         self._challenges[normalize_host(host)] = challenge
                     needed = needed | new.scopes()
                     continue
+            if status == 403 and not renewed and own_origin and auth is not None and auth.startswith("Basic "):
+                # ECR answers an expired token with 403: one fresh login, then the request once more.
+                denied = registry_error(response, method, url, what)
+                response.close()
+                if not self.credentials.renew(host, auth, denied):
+                    raise denied
+                renewed = True
+                if replayable:
+                    continue
+                denied.temporary = True  # the caller starts the streamed request over, with the new login
+                raise denied
             if status in RETRY_STATUSES and replayable and attempt < self.settings.max_attempts:
                 delay = retry_delay(attempt, self.settings, response.headers.get("Retry-After"), self._rng)
                 response.close()
@@ -458,7 +554,7 @@ class Transport:
     ) -> requests.Response:
         """One exchange, following redirects by hand: the allow-list is checked and ``Authorization`` is kept
         only while the redirect stays on the registry's own origin."""
-        origin = urlsplit(url).netloc
+        origin = origin_of(url)
         for _ in range(_MAX_REDIRECTS + 1):
             response = self.session.request(
                 method,
@@ -482,7 +578,7 @@ class Transport:
             location = urljoin(url, response.headers["Location"])
             response.close()
             self._follow_allowed(host, location)
-            if urlsplit(location).netloc != origin:
+            if origin_of(location) != origin:  # another scheme (HTTPS -> HTTP), host or port
                 headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
             if response.status_code == 303:
                 method, data = "GET", None

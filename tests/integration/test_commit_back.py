@@ -207,3 +207,14 @@ def test_an_unprotected_branch_that_refuses_the_write_is_a_permission_error(fake
     with pytest.raises(GitHubError, match="grant the job 'permissions: contents: write'"):
         commit_file(repo, PATH, add(REDIS), "Record 1 mirrored image")
     assert not fake.pulls
+
+
+def test_a_ruleset_is_found_through_the_rules_api_when_the_answer_does_not_say(
+    fake: CommitFake, repo: Repository
+) -> None:
+    # The branch API says "protected": false for a ruleset; the refusal here names no rule either.
+    fake.protect_branch(REPO, "main", "ruleset")
+    fake.fail("PUT", r"/repos/octo/mirror/contents/.*", "forbidden")
+    outcome = commit_file(repo, PATH, add(REDIS), "Record 1 mirrored image")
+    assert outcome.status == PULL_REQUEST
+    assert fake.requests_to("GET", r"/repos/octo/mirror/rules/branches/main")
