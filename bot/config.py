@@ -84,6 +84,24 @@ class DailyConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class EcrSourceConfig:
+    """AWS credentials for private ECR registries the rules read from (not the target's).
+
+    A target in the China partition and sources in the global one cannot share credentials, so sources get
+    their own: a named ``profile`` (from the AWS config files), a ``role_arn`` assumed with STS (from the
+    profile's, or else the default, credentials), or neither (boto3's default chain).
+    """
+
+    profile: str | None = None
+    role_arn: str | None = None
+    endpoint_url: str | None = None  # the ECR API of the sources (tests and private endpoints)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.profile or self.role_arn)
+
+
+@dataclass(frozen=True, slots=True)
 class EcrConfig:
     region: str | None = None
     registry_id: str | None = None
@@ -95,6 +113,7 @@ class EcrConfig:
     kms_key: str | None = None
     tags: tuple[tuple[str, str], ...] = ()
     public_read_policy: bool = False
+    sources: EcrSourceConfig = field(default_factory=EcrSourceConfig)
 
 
 # The operations of registry requests that a request policy paces apart (bot/registry/policy.py).
@@ -237,6 +256,7 @@ def parse_config(data: object, source: str = "config") -> Config:
     limits = top.section("limits")
     daily = top.section("daily")
     ecr = top.section("ecr")
+    ecr_sources = ecr.section("sources")
     webhook = top.section("webhook")
     transfer = top.section("transfer")
     policy = top.section("request_policy")
@@ -278,6 +298,11 @@ def parse_config(data: object, source: str = "config") -> Config:
             kms_key=ecr.optional_string("kms_key"),
             tags=tuple(sorted(ecr.mapping("tags").items())),
             public_read_policy=ecr.boolean("public_read_policy", False),
+            sources=EcrSourceConfig(
+                profile=ecr_sources.optional_string("profile"),
+                role_arn=ecr_sources.optional_string("role_arn"),
+                endpoint_url=ecr_sources.optional_string("endpoint_url"),
+            ),
         ),
         webhook=WebhookConfig(
             mode=webhook.choice("mode", ("mirrored", "mappable"), "mirrored"),
@@ -297,7 +322,7 @@ def parse_config(data: object, source: str = "config") -> Config:
         source=source,
         target_from=target_from,
     )
-    for section in (top, target, limits, daily, ecr, webhook, transfer, referrers, policy, hosts):
+    for section in (top, target, limits, daily, ecr, ecr_sources, webhook, transfer, referrers, policy, hosts):
         section.reject_unknown()
     return config
 

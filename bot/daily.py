@@ -22,6 +22,7 @@ from bot.errors import BotError, ConfigError, MappingError
 from bot.lists import Entry
 from bot.reference import DOCKER_HUB, Reference, fold_host, is_tag
 from bot.registry.artifacts import is_referrer_tag
+from bot.registry.models import MOUNT_ANY
 from bot.rules import Mapper, Target
 from bot.units import plural
 
@@ -449,6 +450,7 @@ def run_daily(
     options: DailyOptions,
     cancel: Cancel,
     prepare: Callable[[Target], None] | None = None,
+    mount_policy: str = MOUNT_ANY,
     progress: Progress | None = None,
     say: Callable[[str], None] = lambda line: None,
     warn: Callable[[str], None] = lambda warning: None,
@@ -479,6 +481,7 @@ def run_daily(
             concurrency=options.concurrency,
             progress=progress,
             prepare=prepare,
+            mount_policy=mount_policy,
             cancel=cancel.event,
             claims=claims,
             referrers=options.referrers,

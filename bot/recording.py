@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.errors import GitHubError, ListFileError
+from bot.errors import Failure, GitHubError, ListFileError
 from bot.github import actions
 from bot.github.commit import commit_file, workflow_repository
 from bot.lists import locked, write_atomically
 from bot.reference import Reference
-from bot.report.summary import Row, render, row_for
+from bot.report.summary import Row, render, result_output, row_for
 from bot.settings import Settings
 from bot.shard import Results, Shard, merge_mirrored, merge_results, write_results
 
@@ -35,9 +35,14 @@ class RunLog:
     verified: list[Reference] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
 
-    def add(self, result: ImageResult, explain: Callable[[str], str], detail: str = "") -> None:
-        """One image's outcome; ``explain`` completes a failure's reason (e.g. the IAM action ECR wants)."""
-        reason = explain(result.reason or "failed") if not result.ok else None
+    def add(self, result: ImageResult, explain: Callable[[Failure], str | None], detail: str = "") -> None:
+        """One image's outcome; ``explain`` adds to a failure what the target wants (e.g. an IAM action)."""
+        reason = None
+        if not result.ok:
+            reason = result.reason or "failed"
+            hint = explain(result.failure) if result.failure is not None else None
+            if hint:
+                reason += f" ({hint})"
         self.rows.append(row_for(result, detail, reason))
         if reason is not None:
             self.failures.append((str(result.source), reason))
@@ -108,6 +113,7 @@ def record(results: Sequence[Results], *, mirrored: Path, commit: bool, title: s
     for note in notes:
         print(actions.safe_line(note), file=sys.stderr)
     actions.append_summary(render(title, merged.rows, notes), settings)
+    actions.set_output("result", result_output(merged.rows), settings)
     return 1 if merged.failures or merged.missing or commit_failed else 0
 
 

@@ -17,6 +17,8 @@ DEBUG_ENV = "MIRROR_DEBUG"
 _TRUE = frozenset({"1", "true", "yes", "on"})
 # Registry credentials: ``MIRROR_AUTH_<HOST>_USERNAME`` / ``_PASSWORD`` (see bot/registry/auth.py).
 REGISTRY_AUTH_PREFIX = "MIRROR_AUTH_"
+# Variables that give boto3's default chain credentials of the job's own (for private ECR sources).
+AWS_CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +35,8 @@ class Settings:
     output_path: str = ""  # GITHUB_OUTPUT: step outputs
     summary_path: str = ""  # GITHUB_STEP_SUMMARY: the job summary
     pod_namespace: str = ""  # POD_NAMESPACE: the webhook's own namespace (downward API)
+    # AWS credentials of the job itself (boto3's default chain finds them): keys, a profile or a web identity.
+    aws_credentials: bool = False
     # DOCKER_CONFIG and every MIRROR_AUTH_* variable, as the registry credentials read them.
     registry_environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -49,6 +53,7 @@ class Settings:
             output_path=environ.get("GITHUB_OUTPUT", ""),
             summary_path=environ.get("GITHUB_STEP_SUMMARY", ""),
             pod_namespace=environ.get("POD_NAMESPACE", ""),
+            aws_credentials=any(environ.get(name) for name in AWS_CREDENTIAL_ENV),
             registry_environ={
                 key: value
                 for key, value in environ.items()

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.collisions import Clash, PathClaims, PathKey, path_key, same_source
-from bot.errors import BotError
+from bot.errors import BotError, Failure, MappingError
 from bot.lists import Entry, MirroredIndex
 from bot.reference import Reference
-from bot.registry.models import Platform
+from bot.registry.models import MOUNT_ANY, Platform
 from bot.registry.progress import Progress
 from bot.rules import Mapper, Target
 from bot.units import binary_size
@@ -49,6 +49,7 @@ class ImageResult:
     platforms: tuple[Platform, ...] = ()
     copy: CopyResult | None = None
     cancelled: bool = False
+    failure: Failure | None = None  # why the copy failed, as data (the target kind explains it)
 
     @property
     def attached(self) -> AttachedReport | None:
@@ -138,6 +139,7 @@ def sync(
     progress: Progress | None = None,
     prepare: Callable[[Target], None] | None = None,
     cancel: threading.Event | None = None,
+    mount_policy: str = MOUNT_ANY,
     claims: PathClaims | None = None,
     referrers: ReferrerPolicy | None = None,
 ) -> SyncReport:
@@ -148,7 +150,8 @@ def sync(
 
     ``prepare`` runs for each target that needs a push (e.g. create the ECR repository), after HEAD requests
     have shown that the source exists and the target lacks it, and before anything is pushed; it may run in
-    several threads at once. When it raises a :class:`BotError` that image fails with its message. Duplicate
+    several threads at once. When it raises a :class:`BotError` that image fails with its message.
+    ``mount_policy`` says which blobs the target registry mounts (see :class:`~bot.registry.copy.Copier`). Duplicate
     entries (any spelling of the same image) are copied once.
 
     Once ``cancel`` is set no further image starts and transfers in flight are abandoned (see
@@ -171,8 +174,8 @@ def sync(
         ref = item.ref if isinstance(item, Entry) else item
         try:
             target = mapper.target(ref)
-        except BotError as exc:
-            results[index] = ImageResult(ref, None, False, _without_own_name(str(exc), ref, ref))
+        except MappingError as exc:  # the report names the image already: the reason alone
+            results[index] = ImageResult(ref, None, False, exc.reason)
             continue
         key = (*ref.identity(), str(target))
         if key in seen:
@@ -197,7 +200,9 @@ def sync(
 
     def prepare_target(location: ImageLocation) -> None:
         assert prepare is not None
-        prepare(by_location[(location.host, location.repository)])
+        # The image's own tag: several tags of one repository share the entry of ``by_location``.
+        target = by_location[(location.host, location.repository)]
+        prepare(Target(target.registry, target.repository, location.tag, location.digest))
 
     hook = prepare_target if prepare is not None else None
     if cancel is not None:
@@ -212,6 +217,7 @@ def sync(
             prepare=hook,
             cancel=cancel,
             attach=carrier.attach if carrier is not None else None,
+            mount_policy=mount_policy,
         ) as copier:
             pairs = [
                 (
@@ -233,7 +239,8 @@ def sync(
             results[index] = ImageResult(ref, target, False, CANCELLED, cancelled=True)
             continue
         if copy is None:
-            results[index] = ImageResult(ref, target, False, _without_own_name(outcome.error, ref, outcome.source))
+            reason = _without_own_name(outcome.error, ref, outcome.source)
+            results[index] = ImageResult(ref, target, False, reason, failure=outcome.failure)
             continue
         verified = False
         reason = None

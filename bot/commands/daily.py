@@ -7,17 +7,16 @@ import sys
 from pathlib import Path
 
 from bot.cancel import cancellation, report_not_done
+from bot.commands._options import client_options, platforms_from_args, referrer_policy
 from bot.commands._run import add_run_options, run_config
 from bot.daily import DEFAULT_RESERVE, DailyOptions, TagCopied, TagFilter, run_daily, unique_repositories
 from bot.github import actions
 from bot.lists import DAILY_LIST, ListKind, read_list
 from bot.recording import RunLog, finish
-from bot.registry.factory import platforms_from_args, referrer_policy
 from bot.registry.progress import Progress
 from bot.report.summary import FAILED, Row
-from bot.rules import Mapper
 from bot.shard import ALL
-from bot.targets.ecr import open_target_client
+from bot.targets import mapper_for, open_target
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -50,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     config = run_config(args)
-    mapper = Mapper(config)
+    mapper = mapper_for(config)
     tag_filter = TagFilter.from_config(config.daily, source=config.source)
     options = DailyOptions(
         reserve=args.reserve,
@@ -76,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
             print(actions.annotation("warning", warning, title="tags refused"))
 
     with cancellation() as cancel:
-        with open_target_client(args, config) as target:
+        with open_target(config, client_options(args), mask=args.settings.in_actions) as target:
             report = run_daily(
                 repositories,
                 mirrored,
@@ -86,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
                 options=options,
                 cancel=cancel,
                 prepare=target.prepare,
+                mount_policy=target.mount_policy,
                 progress=Progress.for_stream(sys.stderr),
                 say=say,
                 warn=warn,

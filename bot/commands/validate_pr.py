@@ -28,8 +28,8 @@ from bot.github import actions
 from bot.lists import DAILY_LIST, MIRRORED_LIST, REQUIRED_LIST, ListKind, MirroredIndex, read_list
 from bot.reference import Reference
 from bot.report.comment import MARKER, Summary, render_comment, render_summary
-from bot.rules import Mapper
 from bot.settings import Settings
+from bot.targets import mapper_for, registry_credentials
 from bot.units import plural
 from bot.validate import (
     DEFAULT_WORKERS,
@@ -157,8 +157,10 @@ def run(args: argparse.Namespace) -> int:
     changes = [change for change in changes if change.path != CONFIG_PATH]
 
     mirrored = read_list(args.mirrored, ListKind.MIRRORED, missing_ok=True)
-    mapper = Mapper(config)
-    with build_client(config, concurrency=args.workers, environ=settings.registry_environ) as client:
+    mapper = mapper_for(config)
+    # Private ECR sources get a token minted with ecr.sources' credentials (a read-only role is enough).
+    credentials = registry_credentials(config, settings.registry_environ, mask=settings.in_actions)
+    with build_client(config, credentials=credentials, concurrency=args.workers) as client:
         upstream = RegistryUpstream(client)
         try:
             result = validate_changes(

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.errors import ConfigError
+from bot.errors import ConfigError, RegistryError
 from bot.redact import remember, remember_login
 from bot.reference import DOCKER_HUB, fold_host
 from bot.settings import REGISTRY_AUTH_PREFIX
@@ -75,6 +75,15 @@ class Credentials:
     def hosts(self) -> frozenset[str]:
         with self._lock:
             return frozenset(self._logins)
+
+    def close(self) -> None:
+        """Release what minting logins holds (nothing for fixed logins)."""
+
+    def renew(self, host: str, refused: str | None, denied: RegistryError) -> bool:
+        """After ``host`` answered 403 (``denied``) to the ``refused`` Authorization header: renew the login if
+        the answer says it expired; True when a retry with :meth:`get` may succeed. Fixed logins never expire;
+        registries that mint short-lived passwords (ECR) override this."""
+        return False
 
     @classmethod
     def from_environment(

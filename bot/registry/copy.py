@@ -8,6 +8,11 @@ Per blob and target repository: known present in this run -> nothing; ``HEAD`` s
 already put in another repository of the same target registry in this run -> mounted; being uploaded right
 now by another image -> wait for it, then mount; otherwise streamed from the source straight into the upload,
 its sha256 and size checked on the way.
+
+Registries that mount only what a manifest of the source repository references (ECR, with its opt-in
+registry setting) get ``mount_policy="referenced"``: a blob is mounted only from a repository where this run
+already pushed a manifest that references it, nobody waits for another image's upload to finish, and after
+the registry refuses one mount (the setting is off) the rest of the run uploads without asking.
 """
 
 from __future__ import annotations
@@ -21,12 +26,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from bot.errors import BotError, Cancelled, CopyError, NotFound, RegistryError
+from bot.errors import BotError, Cancelled, CopyError, Failure, NotFound, RegistryError
 from bot.reference import Reference, format_reference, parse_reference
 from bot.registry.artifacts import IMAGE, manifest_kind
 from bot.registry.client import RegistryClient
 from bot.registry.models import (
     IMAGE_TYPES,
+    MOUNT_ANY,
+    MOUNT_REFERENCED,
     Descriptor,
     Manifest,
     Platform,
@@ -114,13 +121,15 @@ class CopyResult:
 
 @dataclass(frozen=True, slots=True)
 class CopyOutcome:
-    """One image of a batch: ``result`` when it worked, else ``error`` (a message for people)."""
+    """One image of a batch: ``result`` when it worked, else ``error`` (a message for people) and ``failure``
+    (the same as data: kind, status, method, registry, path)."""
 
     source: ImageLocation
     target: ImageLocation
     result: CopyResult | None = None
     error: str | None = None
     cancelled: bool = False  # not started, or abandoned, because the run was cancelled
+    failure: Failure | None = None
 
     @property
     def ok(self) -> bool:
@@ -195,9 +204,11 @@ class Copier:
         cancel_grace: float = 2.0,
         transfer: TransferSettings | None = None,
         attach: AttachHook | None = None,
+        mount_policy: str = MOUNT_ANY,
     ) -> None:
         self.client = client
         self.attach = attach
+        self.mount_policy = mount_policy
         self.transfer = transfer or client.transfer
         self._part_buffer = new_buffer(self.transfer)
         self.downloads = DownloadStats()  # body bytes the sources sent, resumes and restarts, run-wide
@@ -227,6 +238,10 @@ class Copier:
         self._blob_locks: dict[tuple[str, str, str], threading.Lock] = {}
         # (target host, repository, digest) of manifests pushed in this run
         self._pushed: set[tuple[str, str, str]] = set()
+        # (target host, blob digest) -> repositories where a manifest pushed in this run references the blob
+        self._referenced: dict[tuple[str, str], set[str]] = {}
+        # target hosts that refused a mount under the "referenced" policy: the rest of the run uploads
+        self._mounts_refused: set[str] = set()
 
     def close(self) -> None:
         # A cancelled run does not wait for a transfer stuck in a socket read: the process is about to exit.
@@ -270,9 +285,9 @@ class Copier:
             try:
                 return CopyOutcome(src, dst, self.copy(src, dst, platforms))
             except Cancelled as exc:
-                return CopyOutcome(src, dst, error=str(exc), cancelled=True)
+                return CopyOutcome(src, dst, error=str(exc), cancelled=True, failure=Failure.of(exc))
             except BotError as exc:
-                return CopyOutcome(src, dst, error=str(exc))
+                return CopyOutcome(src, dst, error=str(exc), failure=Failure.of(exc))
             finally:
                 self.progress.image_done()
 
@@ -388,6 +403,9 @@ class Copier:
             digest = self._put_manifest_racing(dst, reference, manifest)
             with self._lock:
                 self._pushed.add(pushed)
+                if not manifest.is_index:
+                    for blob in manifest.blobs():
+                        self._referenced.setdefault((dst.host, blob.digest), set()).add(dst.repository)
             return digest
 
     def _put_manifest_racing(self, dst: ImageLocation, reference: str, manifest: Manifest) -> str:
@@ -489,12 +507,14 @@ class Copier:
         self, src: ImageLocation, dst: ImageLocation, blob: Descriptor, counters: _Counters
     ) -> None:
         key = (dst.host, blob.digest)
+        referenced = self.mount_policy == MOUNT_REFERENCED
         for _ in range(1000):
             self._check_cancel(blob.digest)
             with self._lock:
                 repos = self._present.get(key, set())
-                mount_from = min(repos) if repos else None
-                waiting = self._inflight.get(key)
+                sources = self._mount_sources(key, repos, dst.repository)
+                mount_from = min(sources) if sources else None
+                waiting = None if referenced else self._inflight.get(key)
             if dst.repository in repos:
                 self._done_without_transfer(blob, counters, "skipped")
                 return
@@ -502,7 +522,13 @@ class Copier:
                 upload_url = self._mount(dst, blob, mount_from, counters)
                 if upload_url is not None:
                     # Refused (the registry may not allow mounts across these repositories): upload instead.
+                    if referenced:
+                        with self._lock:
+                            self._mounts_refused.add(dst.host)
                     self._transfer(src, dst, blob, counters, upload_url or None)
+                return
+            if referenced:
+                self._upload_unless_present(src, dst, blob, counters)
                 return
             if waiting is not None:
                 waiting.wait()
@@ -530,6 +556,26 @@ class Copier:
                 event.set()
             return
         raise CopyError(f"{blob.digest}: gave up waiting for a concurrent transfer")
+
+    def _mount_sources(self, key: tuple[str, str], present: set[str], repository: str) -> set[str]:
+        """Repositories the blob may be mounted from (caller holds the lock)."""
+        if self.mount_policy == MOUNT_ANY:
+            return present
+        if self.mount_policy != MOUNT_REFERENCED or key[0] in self._mounts_refused:
+            return set()
+        return self._referenced.get(key, set()) - {repository}
+
+    def _upload_unless_present(
+        self, src: ImageLocation, dst: ImageLocation, blob: Descriptor, counters: _Counters
+    ) -> None:
+        """HEAD, then upload: the path of a blob no mount can bring (each target repository gets its own)."""
+        if self.client.head_blob(dst.host, dst.repository, blob.digest) is not None:
+            self._mark_present((dst.host, blob.digest), dst.repository)
+            self._done_without_transfer(blob, counters, "skipped")
+        elif self.dry_run:
+            counters.add("copied", blob.size)
+        else:
+            self._transfer(src, dst, blob, counters)
 
     def _now_at_target(self, dst: ImageLocation, blob: Descriptor) -> bool:
         """Does the target hold the blob after a failed try (another writer committed it, or the answer to our

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -10,15 +9,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.config import Config, RequestPolicyConfig
-from bot.errors import UsageError
 from bot.registry.auth import Credentials, normalize_host
-from bot.registry.models import Platform
 from bot.rules import Mapper
 
 if TYPE_CHECKING:  # requests loads only when a command builds a client
     from bot.registry.client import RegistryClient
     from bot.registry.policy import HostSettings
-    from bot.registry.referrers import ReferrerPolicy
     from bot.registry.transfer import TransferSettings
 
 # Seconds a registry may stay silent mid-response before the try fails and is retried: long enough for a
@@ -123,94 +119,9 @@ def _apply(settings: HostSettings, override: RequestPolicyConfig) -> HostSetting
     return dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
 
 
-def add_registry_options(parser: argparse.ArgumentParser) -> None:
-    """Options every command that talks to registries shares."""
-    parser.add_argument(
-        "--platform",
-        action="append",
-        default=None,
-        metavar="OS/ARCH[/VARIANT]",
-        help="copy only these platforms (repeat or separate with commas); default: every platform, digest-exact",
-    )
-    parser.add_argument(
-        "--concurrency",
-        type=int,
-        default=8,
-        metavar="N",
-        help="images and blobs transferred at once (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--part-size",
-        type=int,
-        default=None,
-        metavar="MIB",
-        help="large blobs download as ranges of this many MiB, several at once (default: transfer.part_size_mib "
-        "of the config, 8)",
-    )
-    parser.add_argument(
-        "--parts",
-        type=int,
-        default=None,
-        metavar="N",
-        help="ranges of one large blob downloaded at once; 1 downloads over one connection (default: "
-        "transfer.parts of the config, 8)",
-    )
-    parser.add_argument("--dry-run", action="store_true", help="say what would be copied and how many bytes")
-    parser.add_argument(
-        "--insecure-registry",
-        action="append",
-        default=[],
-        metavar="HOST",
-        help="speak plain HTTP to this registry (loopback registries always are)",
-    )
-    parser.add_argument(
-        "--ca-bundle",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="CA certificates to verify registries' TLS with (default: the system's)",
-    )
-    parser.add_argument(
-        "--endpoint",
-        action="append",
-        default=[],
-        metavar="HOST=URL",
-        help="send requests for HOST to URL instead, e.g. a registry mirror or a test registry",
-    )
-    parser.add_argument(
-        "--referrers",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="copy the signatures, attestations, SBOMs and other artifacts that refer to each image (default: "
-        "referrers.copy in the config, on unless it says false)",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=DEFAULT_TIMEOUT,
-        metavar="SECONDS",
-        help="give up a try when a registry sends nothing for this long, mid-answer or before it; the try is "
-        "retried, so a stalled registry costs a bounded time, never a hang; a blob transfer that averages under "
-        "1 KiB/s over this long is retried too (default: %(default)g)",
-    )
-
-
-def platforms_from_args(args: argparse.Namespace) -> tuple[Platform, ...] | None:
-    if not args.platform:
-        return None
-    result: list[Platform] = []
-    for value in args.platform:
-        for item in value.split(","):
-            try:
-                result.append(Platform.parse(item))
-            except ValueError as exc:
-                raise UsageError(f"--platform: {exc}") from None
-    return tuple(result)
-
-
 @dataclass(frozen=True, slots=True)
 class ClientOptions:
-    """The checked registry options of a command (:func:`add_registry_options`) that shape its client."""
+    """The checked registry options of a run that shape its client (the command layer reads them from argv)."""
 
     endpoints: Mapping[str, str]
     verify: bool | str
@@ -220,39 +131,6 @@ class ClientOptions:
     timeout: float = DEFAULT_TIMEOUT
     part_size_mib: int | None = None
     parts: int | None = None
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> ClientOptions:
-        """``--endpoint HOST=URL``, ``--ca-bundle``, ``--insecure-registry``, ``--concurrency`` and
-        ``--timeout``, checked."""
-        if args.concurrency < 1:
-            raise UsageError("--concurrency must be 1 or more")
-        part_size, parts = getattr(args, "part_size", None), getattr(args, "parts", None)
-        if part_size is not None and part_size < 1:
-            raise UsageError("--part-size must be 1 (MiB) or more")
-        if parts is not None and parts < 1:
-            raise UsageError("--parts must be 1 or more")
-        timeout = float(args.timeout)
-        if not 0 < timeout <= 3600:  # also refuses nan
-            raise UsageError(f"--timeout {timeout:g}: give a number of seconds above 0 and at most 3600")
-        endpoints: dict[str, str] = {}
-        for item in args.endpoint:
-            host, sep, url = item.partition("=")
-            if not sep or not host or not url.startswith(("http://", "https://")):
-                raise UsageError(f"--endpoint {item!r}: write HOST=URL, e.g. registry.example=https://127.0.0.1:5443")
-            endpoints[host] = url
-        if args.ca_bundle is not None and not args.ca_bundle.is_file():
-            raise UsageError(f"--ca-bundle {args.ca_bundle}: no such file")
-        return cls(
-            endpoints=endpoints,
-            verify=str(args.ca_bundle) if args.ca_bundle else True,
-            insecure_registries=tuple(args.insecure_registry),
-            concurrency=args.concurrency,
-            environ=args.settings.registry_environ,
-            timeout=timeout,
-            part_size_mib=part_size,
-            parts=parts,
-        )
 
     def build(
         self,
@@ -277,16 +155,3 @@ class ClientOptions:
             part_size_mib=self.part_size_mib,
             parts=self.parts,
         )
-
-
-def client_from_args(args: argparse.Namespace, config: Config, extra_hosts: Iterable[str] = ()) -> RegistryClient:
-    return ClientOptions.from_args(args).build(config, extra_hosts=extra_hosts)
-
-
-def referrer_policy(args: argparse.Namespace, config: Config) -> ReferrerPolicy:
-    """What to carry along with each image: the config's ``referrers:`` and ``require_signature:``, with
-    ``--referrers`` / ``--no-referrers`` overriding ``referrers.copy`` for this run."""
-    from bot.registry.referrers import ReferrerPolicy
-
-    enabled = config.referrers.copy if args.referrers is None else bool(args.referrers)
-    return ReferrerPolicy(enabled, config.referrers.artifact_types, config.require_signature)

@@ -368,6 +368,7 @@ class Transport:
 
     def close(self) -> None:
         self.session.close()
+        self.credentials.close()  # logins minted at run time may hold connections of their own (boto3)
 
     def __enter__(self) -> Transport:
         return self
@@ -472,7 +473,7 @@ class Transport:
         policy = self.policy.host(host)
         op = operation(method, path)
         tries = policy.tries()
-        refreshed = False
+        refreshed = renewed = False
         while True:
             auth = self._authorization(host, challenge, needed)
             send_headers = dict(headers or {})
@@ -504,6 +505,17 @@ class Transport:
                         self._challenges[normalize_host(host)] = challenge
                     needed = needed | new.scopes()
                     continue
+            if status == 403 and not renewed and own_origin and auth is not None and auth.startswith("Basic "):
+                # ECR answers an expired token with 403: one fresh login, then the request once more.
+                denied = registry_error(response, method, url, what)
+                response.close()
+                if not self.credentials.renew(host, auth, denied):
+                    raise denied
+                renewed = True
+                if replayable:
+                    continue
+                denied.temporary = True  # the caller starts the streamed request over, with the new login
+                raise denied
             if status in RETRY_STATUSES and replayable:
                 delay = tries.retry(throttled=status == 429, retry_after=retry_after)
                 if delay is not None:

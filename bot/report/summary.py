@@ -8,6 +8,7 @@ that copied the images lists every one of them.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -150,3 +151,50 @@ def row_for(result: ImageResult, detail: str = "", reason: str | None = None) ->
         kind=attached.kind if attached is not None else "image",
         attached=attached.describe() if attached is not None else "",
     )
+
+
+# The ``result`` output of a copying run: GitHub allows 1 MB of outputs per job (UTF-16), so at most this many
+# characters, and at most this many image rows.
+MAX_OUTPUT_ROWS = 200
+MAX_OUTPUT_CHARS = 256 * 1024
+
+
+def result_output(rows: Iterable[Row]) -> str:
+    """Compact JSON for the ``result`` output of ``sync``, ``daily`` and ``merge-results``: counts over every
+    image (what came with them too), then the first rows (image, target, result, kind, attached) that fit;
+    ``truncated`` says some were left out."""
+    rows = list(rows)
+    copied = sum(1 for row in rows if row.result == OK)
+    failed = sum(1 for row in rows if row.failed)
+
+    def render(count: int) -> str:
+        shown = [
+            {
+                "image": clip_text(row.image, MAX_CELL_CHARS),
+                "target": clip_text(row.target, MAX_CELL_CHARS),
+                "result": row.result,
+                "detail": clip_text(row.detail, MAX_CELL_CHARS),
+                "kind": row.kind,
+                "attached": row.attached,
+                "bytes_moved": row.bytes_moved,
+            }
+            for row in rows[:count]
+        ]
+        data = {
+            "ok": failed == 0,
+            "images": len(rows),
+            "copied": copied,
+            "unchanged": len(rows) - copied - failed,
+            "failed": failed,
+            "with_attached": sum(1 for row in rows if row.attached),
+            "truncated": count < len(rows),
+            "rows": shown,
+        }
+        return json.dumps(data, separators=(",", ":"))
+
+    count = min(len(rows), MAX_OUTPUT_ROWS)
+    text = render(count)
+    while count > 0 and len(text) > MAX_OUTPUT_CHARS:
+        count //= 2
+        text = render(count)
+    return text
