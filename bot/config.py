@@ -81,6 +81,9 @@ class DailyConfig:
     exclude: tuple[str, ...] = ()
     semver: str | None = None
     newest: int | None = None
+    # Per run: at most this many tags and bytes (compressed) are copied; the rest waits for the next run.
+    max_tags_per_run: int | None = None
+    max_bytes_per_run: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +289,8 @@ def parse_config(data: object, source: str = "config") -> Config:
             exclude=tuple(daily.strings("exclude")),
             semver=daily.optional_string("semver"),
             newest=daily.optional_integer("newest"),
+            max_tags_per_run=daily.optional_integer("max_tags_per_run"),
+            max_bytes_per_run=daily.optional_integer("max_bytes_per_run"),
         ),
         ecr=EcrConfig(
             region=ecr.optional_string("region"),

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from bot.errors import BotError, Cancelled, CopyError, Failure, NotFound, RegistryError
+from bot.errors import BotError, Cancelled, CopyError, Deferred, Failure, NotFound, RegistryError
 from bot.reference import Reference, format_reference, parse_reference
 from bot.registry.artifacts import IMAGE, manifest_kind
 from bot.registry.client import RegistryClient
@@ -47,6 +47,7 @@ from bot.registry.streams import StreamLimits
 from bot.registry.transfer import TransferSettings
 from bot.registry.transport import gave_up
 from bot.rules import Target
+from bot.units import binary_size
 
 if TYPE_CHECKING:
     from bot.registry.referrers import AttachedReport
@@ -119,6 +120,39 @@ class CopyResult:
         return self.source_digest == self.target_digest
 
 
+class CopyLimits:
+    """Limits checked once an image's blobs are known and before any of them moves (thread-safe).
+
+    ``max_image_bytes``: an image whose config and layers add up to more is refused (a tag re-pushed as a
+    bigger image after it was approved). ``run_bytes``: what the whole run may copy; an image that would go
+    over it is :class:`~bot.errors.Deferred` to the next run.
+    """
+
+    def __init__(self, max_image_bytes: int | None = None, run_bytes: int | None = None) -> None:
+        self.max_image_bytes = max_image_bytes
+        self.run_bytes = run_bytes
+        self.taken = 0
+        self.deferred = 0
+        self._lock = threading.Lock()
+
+    def admit(self, image: object, size: int) -> None:
+        if self.max_image_bytes is not None and size > self.max_image_bytes:
+            raise CopyError(
+                f"{image}: the image is {binary_size(size)} compressed, over the limit of "
+                f"{binary_size(self.max_image_bytes)} per image (limits.max_image_bytes); nothing was copied"
+            )
+        if self.run_bytes is None:
+            return
+        with self._lock:
+            if self.taken + size > self.run_bytes:
+                self.deferred += 1
+                raise Deferred(
+                    f"{image}: deferred to the next run: this run's cap of {binary_size(self.run_bytes)} "
+                    "(daily.max_bytes_per_run) is reached"
+                )
+            self.taken += size
+
+
 @dataclass(frozen=True, slots=True)
 class CopyOutcome:
     """One image of a batch: ``result`` when it worked, else ``error`` (a message for people) and ``failure``
@@ -129,6 +163,7 @@ class CopyOutcome:
     result: CopyResult | None = None
     error: str | None = None
     cancelled: bool = False  # not started, or abandoned, because the run was cancelled
+    deferred: bool = False  # left for the next run: the run's byte cap is reached
     failure: Failure | None = None
 
     @property
@@ -205,8 +240,10 @@ class Copier:
         transfer: TransferSettings | None = None,
         attach: AttachHook | None = None,
         mount_policy: str = MOUNT_ANY,
+        limits: CopyLimits | None = None,
     ) -> None:
         self.client = client
+        self.limits = limits or CopyLimits()
         self.attach = attach
         self.mount_policy = mount_policy
         self.transfer = transfer or client.transfer
@@ -286,6 +323,8 @@ class Copier:
                 return CopyOutcome(src, dst, self.copy(src, dst, platforms))
             except Cancelled as exc:
                 return CopyOutcome(src, dst, error=str(exc), cancelled=True, failure=Failure.of(exc))
+            except Deferred as exc:
+                return CopyOutcome(src, dst, error=str(exc), deferred=True)
             except BotError as exc:
                 return CopyOutcome(src, dst, error=str(exc), failure=Failure.of(exc))
             finally:
@@ -348,6 +387,7 @@ class Copier:
             self._prepare(dst)
         top = self.client.get_manifest(src.host, src.repository, source_digest)
         plan = self._plan(src, dst, top, platforms)
+        self.limits.admit(src, sum(blob.size for blob in plan.blobs.values()))  # before any blob moves
         final = plan.manifests[-1]
         if dst.digest is not None and dst.digest != final.digest:
             # The registry would refuse the manifest only after every blob had moved: say so now.
