@@ -100,8 +100,9 @@ def run_bot(
 
 def run_skopeo(standin: EcrStandIn, source: RegistryServer, images: list[PushedImage], work: Path) -> int:
     work.mkdir(parents=True)
+    # Without --scoped, skopeo puts bench/app00:1.0 at DEST/app00:1.0.
     for image in images:
-        standin.create_repository(f"up/{image.repository}")
+        standin.create_repository(f"up/{skopeo_name(image)}")
     user, password = standin.login()
     spec = {source.host: {"images": {image.repository: [image.tag] for image in images}, "tls-verify": False}}
     (work / "sync.yml").write_text(yaml.safe_dump(spec), encoding="utf-8")
@@ -120,17 +121,24 @@ def run_skopeo(standin: EcrStandIn, source: RegistryServer, images: list[PushedI
     return sum(
         1
         for image in images
-        if get_manifest_digest(standin.registry, f"up/{image.repository}", image.tag) != image.digest
+        if get_manifest_digest(standin.registry, f"up/{skopeo_name(image)}", image.tag) != image.digest
     )
 
 
-def verify(standin: EcrStandIn, images: list[PushedImage], failed: int) -> None:
+def skopeo_name(image: PushedImage) -> str:
+    return image.repository.rpartition("/")[2]
+
+
+def verify(standin: EcrStandIn, images: list[PushedImage], failed: int, tool: str) -> None:
     """Every image not reported failed is at the target, digest-exact."""
     assert standin.registry is not None
     present = sum(
         1
         for image in images
-        if get_manifest_digest(standin.registry, f"up/{image.repository}", image.tag) == image.digest
+        if get_manifest_digest(
+            standin.registry, f"up/{image.repository if tool == 'bot' else skopeo_name(image)}", image.tag
+        )
+        == image.digest
     )
     if present != len(images) - failed:
         raise SystemExit(f"{present} images at the target, {len(images) - failed} expected")
@@ -148,7 +156,7 @@ def one_run(
         else:
             failed = run_skopeo(standin, source, images, Path(scratch) / "run")
         seconds = time.monotonic() - started
-        verify(standin, images, failed)
+        verify(standin, images, failed, tool)
         per_api = Counter(exchange.api for exchange in standin.exchanges if exchange.api and exchange.status != 429)
         return Outcome(tool, throttled, seconds, failed, standin.count(status=429), max(per_api.values(), default=0))
 
