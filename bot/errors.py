@@ -129,6 +129,10 @@ class CopyError(BotError):
     """Copying one image failed; the message says which image and why."""
 
 
+class Deferred(CopyError):
+    """An image left for the next run because this run's cap (``daily.max_bytes_per_run``) is reached."""
+
+
 class GitHubError(BotError):
     """A GitHub API call failed in a way the user must act on."""
 

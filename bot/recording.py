@@ -38,7 +38,7 @@ class RunLog:
     def add(self, result: ImageResult, explain: Callable[[Failure], str | None], detail: str = "") -> None:
         """One image's outcome; ``explain`` adds to a failure what the target wants (e.g. an IAM action)."""
         reason = None
-        if not result.ok:
+        if not result.ok and not result.deferred:  # a deferred image is the next run's, not a failure
             reason = result.reason or "failed"
             hint = explain(result.failure) if result.failure is not None else None
             if hint:

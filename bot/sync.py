@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.collisions import Clash, PathClaims, PathKey, path_key, same_source
-from bot.errors import BotError, Failure
+from bot.errors import BotError, Failure, MappingError
 from bot.lists import Entry, MirroredIndex
 from bot.reference import Reference
 from bot.registry.models import MOUNT_ANY, Platform
@@ -24,7 +24,7 @@ from bot.units import binary_size
 
 if TYPE_CHECKING:  # the engine (and requests) loads when a sync runs, not when the CLI starts
     from bot.registry.client import RegistryClient
-    from bot.registry.copy import CopyResult, ImageLocation
+    from bot.registry.copy import CopyLimits, CopyResult, ImageLocation
     from bot.registry.referrers import AttachedReport, ReferrerPolicy
 
 
@@ -50,6 +50,7 @@ class ImageResult:
     copy: CopyResult | None = None
     cancelled: bool = False
     failure: Failure | None = None  # why the copy failed, as data (the target kind explains it)
+    deferred: bool = False  # left for the next run by the run's byte cap: not a failure
 
     @property
     def attached(self) -> AttachedReport | None:
@@ -142,6 +143,7 @@ def sync(
     mount_policy: str = MOUNT_ANY,
     claims: PathClaims | None = None,
     referrers: ReferrerPolicy | None = None,
+    limits: CopyLimits | None = None,
 ) -> SyncReport:
     """Copy every entry to ``mapper.target(entry)``; one failing image never stops the others.
 
@@ -174,8 +176,8 @@ def sync(
         ref = item.ref if isinstance(item, Entry) else item
         try:
             target = mapper.target(ref)
-        except BotError as exc:
-            results[index] = ImageResult(ref, None, False, _without_own_name(str(exc), ref, ref))
+        except MappingError as exc:  # the report names the image already: the reason alone
+            results[index] = ImageResult(ref, None, False, exc.reason)
             continue
         key = (*ref.identity(), str(target))
         if key in seen:
@@ -218,6 +220,7 @@ def sync(
             cancel=cancel,
             attach=carrier.attach if carrier is not None else None,
             mount_policy=mount_policy,
+            limits=limits,
         ) as copier:
             pairs = [
                 (
@@ -237,6 +240,10 @@ def sync(
         copy = outcome.result
         if outcome.cancelled:
             results[index] = ImageResult(ref, target, False, CANCELLED, cancelled=True)
+            continue
+        if outcome.deferred:
+            reason = _without_own_name(outcome.error, ref, outcome.source)
+            results[index] = ImageResult(ref, target, False, reason, deferred=True)
             continue
         if copy is None:
             reason = _without_own_name(outcome.error, ref, outcome.source)
@@ -264,6 +271,13 @@ def sync(
             if result.verified and result.target is not None and result.target.tag is not None:
                 claims.add(result.source.with_digest(result.target_digest), result.target)
     return SyncReport(tuple(results[i] for i in sorted(results)), dry_run)
+
+
+def copy_limits(max_image_bytes: int | None) -> CopyLimits:
+    """``limits.max_image_bytes`` for the engine (loaded here, when a run copies, not when the CLI starts)."""
+    from bot.registry.copy import CopyLimits
+
+    return CopyLimits(max_image_bytes)
 
 
 CANCELLED = "not done: the run was cancelled before this image was copied and verified"

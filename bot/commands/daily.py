@@ -57,6 +57,9 @@ def run(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
         concurrency=args.concurrency,
         referrers=referrer_policy(args, config),
+        max_image_bytes=config.limits.max_image_bytes,
+        max_tags=config.daily.max_tags_per_run,
+        max_bytes=config.daily.max_bytes_per_run,
     )
     shard = args.shard or ALL
     listing = read_list(args.list, ListKind.DAILY)

@@ -16,7 +16,7 @@ from bot.lists import REQUIRED_LIST, Entry, ListKind, MirroredIndex, read_list
 from bot.recording import RunLog, finish
 from bot.registry.progress import Progress
 from bot.shard import ALL
-from bot.sync import SyncReport, pending, sync
+from bot.sync import SyncReport, copy_limits, pending, sync
 from bot.targets import mapper_for, open_target
 
 
@@ -87,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
                 cancel=cancel.event,
                 claims=PathClaims(recorded_entries, mapper),
                 referrers=referrer_policy(args, config),
+                limits=copy_limits(config.limits.max_image_bytes),
             )
             combined = SyncReport((*unchanged, *report.results), report.dry_run)
             for result in combined.results:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 OK = "copied"
 UNCHANGED = "already mirrored"
 FAILED = "failed"
+DEFERRED = "deferred"
 # The bounds of every job summary the bot writes (this one and validate-pr's): well under GitHub's 1 MiB per
 # step; a table longer than MAX_ROWS helps nobody reading it (the job's log lists every row).
 MAX_SUMMARY_BYTES = 512 * 1024
@@ -100,11 +101,14 @@ def render(title: str, rows: Iterable[Row], notes: Iterable[str] = ()) -> str:
     rows = list(rows)
     copied = sum(1 for row in rows if row.result == OK)
     failed = sum(1 for row in rows if row.failed)
+    deferred = sum(1 for row in rows if row.result == DEFERRED)
     moved = sum(row.bytes_moved for row in rows)
     head = [
         f"## {escape_markdown(title)}",
         "",
-        f"{copied} copied, {len(rows) - copied - failed} unchanged, {failed} failed, {binary_size(moved)} moved.",
+        f"{copied} copied, {len(rows) - copied - failed - deferred} unchanged, {failed} failed, "
+        + (f"{deferred} deferred to the next run, " if deferred else "")
+        + f"{binary_size(moved)} moved.",
         "",
     ]
     tail = [f"- {_cell(note)}" for note in notes]
@@ -134,7 +138,9 @@ def render(title: str, rows: Iterable[Row], notes: Iterable[str] = ()) -> str:
 
 def row_for(result: ImageResult, detail: str = "", reason: str | None = None) -> Row:
     """The summary row of one image of a sync report (``reason`` overrides a failure's reason)."""
-    if not result.ok:
+    if result.deferred:
+        outcome, detail = DEFERRED, result.reason or ""
+    elif not result.ok:
         outcome, detail = FAILED, reason or result.reason or "failed"
     elif result.skipped:
         outcome = UNCHANGED
