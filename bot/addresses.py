@@ -79,3 +79,21 @@ def resolved_internal(host: str) -> str | None:
         if found is not None and (found_kind := address_kind(found)) is not None:
             return f"{found_kind} ({found})"
     return None
+
+
+def public_address(name: str, port: int) -> tuple[str | None, str | None]:
+    """Resolve ``name`` once: ``(address, None)`` with the first address when every address is public, else
+    ``(None, kind)`` naming the first internal one. The caller connects to that very address, so a name that
+    answers a check with a public address and the connection with an internal one (DNS rebinding) cannot
+    slip through. Raises ``OSError`` when the name does not resolve."""
+    literal = _literal(name)
+    if literal is not None:
+        return (None, kind) if (kind := address_kind(literal)) is not None else (str(literal), None)
+    infos = socket.getaddrinfo(name, port, proto=socket.IPPROTO_TCP)
+    addresses = [found for info in infos if (found := _literal(str(info[4][0]))) is not None]
+    for address in addresses:
+        if (kind := address_kind(address)) is not None:
+            return None, f"{kind} ({address})"
+    if not addresses:
+        raise OSError(f"{name} resolves to no address")
+    return str(addresses[0]), None

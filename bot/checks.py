@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from bot.collisions import FIX, Clash, PathClaims, RequestPaths, taken_path
-from bot.errors import MappingError
+from bot.errors import MappingError, TargetNameError
 from bot.lists import Entry, ListFile, ListKind, MirroredIndex, Problem
 from bot.rules import Mapper, Target
 
@@ -145,6 +145,8 @@ def _lint(verdict: Verdict) -> Problem | None:
     entry = verdict.entry
     if verdict.duplicate is not None:
         return _problem(entry, _duplicate(verdict.duplicate))
+    if isinstance(verdict.refused, TargetNameError):
+        return Problem(entry.file, entry.line, name_column(entry, verdict.refused), verdict.refused.message)
     if verdict.refused is not None:
         return _problem(entry, verdict.refused.message)
     if verdict.clash is not None and verdict.path is not None:
@@ -153,6 +155,16 @@ def _lint(verdict: Verdict) -> Problem | None:
         done = verdict.mirrored
         return _problem(entry, f"already mirrored ({_where(done)}: {done.text}); this line can be removed", "warning")
     return None
+
+
+def name_column(entry: Entry, exc: TargetNameError) -> int:
+    """The column of the part of ``entry`` that a target naming rule refused (its tag, else its start)."""
+    tag = entry.ref.tag
+    if exc.part == "tag" and tag:
+        at = entry.text.rfind(f":{tag}")
+        if at >= 0:
+            return entry.col + at + 1
+    return entry.col
 
 
 def _duplicate(first: Entry) -> str:

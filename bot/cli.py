@@ -21,8 +21,9 @@ from bot.cancel import exit_if_signalled, forget_signal
 from bot.errors import BotError
 from bot.github import actions
 from bot.redact import announce_to, redact
+from bot.settings import DEBUG_ENV, Settings
 
-DEBUG_HELP = f"print the traceback of a failure and a log of requests (secrets removed); also {debug.DEBUG_ENV}=1"
+DEBUG_HELP = f"print the traceback of a failure and a log of requests (secrets removed); also {DEBUG_ENV}=1"
 
 
 class _CommandModule(Protocol):
@@ -66,11 +67,13 @@ def _mask(secret: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(argv)
     args = parser.parse_args(argv)
+    # The environment is read here, once; commands pass what they need of it down.
+    args.settings = Settings.from_environ(os.environ)
     handler: Handler = args.handler
     forget_signal()
     # In Actions every secret the run learns (a password, its base64 form, a minted token) is masked at once.
-    announce_to(_mask if actions.in_actions() else None)
-    log = debug.enable() if debug.wanted(args.debug or args.debug_here, os.environ) else None
+    announce_to(_mask if args.settings.in_actions else None)
+    log = debug.enable() if debug.wanted(args.debug or args.debug_here, args.settings) else None
     try:
         status = handler(args)
     except BotError as exc:

@@ -81,6 +81,27 @@ class DailyConfig:
     exclude: tuple[str, ...] = ()
     semver: str | None = None
     newest: int | None = None
+    # Per run: at most this many tags and bytes (compressed) are copied; the rest waits for the next run.
+    max_tags_per_run: int | None = None
+    max_bytes_per_run: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EcrSourceConfig:
+    """AWS credentials for private ECR registries the rules read from (not the target's).
+
+    A target in the China partition and sources in the global one cannot share credentials, so sources get
+    their own: a named ``profile`` (from the AWS config files), a ``role_arn`` assumed with STS (from the
+    profile's, or else the default, credentials), or neither (boto3's default chain).
+    """
+
+    profile: str | None = None
+    role_arn: str | None = None
+    endpoint_url: str | None = None  # the ECR API of the sources (tests and private endpoints)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.profile or self.role_arn)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +116,35 @@ class EcrConfig:
     kms_key: str | None = None
     tags: tuple[tuple[str, str], ...] = ()
     public_read_policy: bool = False
+    sources: EcrSourceConfig = field(default_factory=EcrSourceConfig)
+
+
+# The operations of registry requests that a request policy paces apart (bot/registry/policy.py).
+REQUEST_OPERATIONS = (
+    "manifest-read",
+    "manifest-write",
+    "blob-check",
+    "blob-read",
+    "upload-start",
+    "upload-part",
+    "upload-complete",
+    "tag-list",
+    "other",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestPolicyConfig:
+    """``request_policy.default`` or one entry of ``request_policy.hosts``: what is set overrides the built-in
+    settings of the host (:mod:`bot.registry.policy`); None keeps them."""
+
+    max_attempts: int | None = None
+    throttle_attempts: int | None = None
+    backoff: float | None = None
+    max_backoff: float | None = None
+    rates: tuple[tuple[str, float], ...] | None = None
+    adaptive: bool | None = None
+    streams: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +191,9 @@ class Config:
     ecr: EcrConfig = field(default_factory=EcrConfig)
     webhook: WebhookConfig = field(default_factory=WebhookConfig)
     transfer: TransferConfig = field(default_factory=TransferConfig)
+    # How requests are retried and paced: settings for every host, then per host (lower-case host names).
+    request_policy: RequestPolicyConfig = field(default_factory=RequestPolicyConfig)
+    host_policies: tuple[tuple[str, RequestPolicyConfig], ...] = ()
     referrers: ReferrersConfig = field(default_factory=ReferrersConfig)
     # ``host`` or ``host/repository`` patterns (fnmatch) of images that must carry a signature upstream
     require_signature: tuple[str, ...] = ()
@@ -206,8 +259,11 @@ def parse_config(data: object, source: str = "config") -> Config:
     limits = top.section("limits")
     daily = top.section("daily")
     ecr = top.section("ecr")
+    ecr_sources = ecr.section("sources")
     webhook = top.section("webhook")
     transfer = top.section("transfer")
+    policy = top.section("request_policy")
+    hosts = policy.section("hosts")
     referrers = top.section("referrers")
     defaults = Config()
     target_host, _ = _location(target.string("registry", DEFAULT_TARGET_REGISTRY), "target.registry", source)
@@ -233,6 +289,8 @@ def parse_config(data: object, source: str = "config") -> Config:
             exclude=tuple(daily.strings("exclude")),
             semver=daily.optional_string("semver"),
             newest=daily.optional_integer("newest"),
+            max_tags_per_run=daily.optional_integer("max_tags_per_run"),
+            max_bytes_per_run=daily.optional_integer("max_bytes_per_run"),
         ),
         ecr=EcrConfig(
             region=ecr.optional_string("region"),
@@ -245,6 +303,11 @@ def parse_config(data: object, source: str = "config") -> Config:
             kms_key=ecr.optional_string("kms_key"),
             tags=tuple(sorted(ecr.mapping("tags").items())),
             public_read_policy=ecr.boolean("public_read_policy", False),
+            sources=EcrSourceConfig(
+                profile=ecr_sources.optional_string("profile"),
+                role_arn=ecr_sources.optional_string("role_arn"),
+                endpoint_url=ecr_sources.optional_string("endpoint_url"),
+            ),
         ),
         webhook=WebhookConfig(
             mode=webhook.choice("mode", ("mirrored", "mappable"), "mirrored"),
@@ -252,6 +315,10 @@ def parse_config(data: object, source: str = "config") -> Config:
             opt_out_key=webhook.string("opt_out_key", defaults.webhook.opt_out_key),
         ),
         transfer=_transfer(transfer, defaults.transfer),
+        request_policy=_request_policy(policy.section("default")),
+        host_policies=tuple(
+            (host.lower(), _request_policy(hosts.section(host))) for host in sorted(map(str, hosts.data))
+        ),
         referrers=ReferrersConfig(
             copy=referrers.boolean("copy", True),
             artifact_types=tuple(referrers.strings("artifact_types")),
@@ -260,7 +327,7 @@ def parse_config(data: object, source: str = "config") -> Config:
         source=source,
         target_from=target_from,
     )
-    for section in (top, target, limits, daily, ecr, webhook, transfer, referrers):
+    for section in (top, target, limits, daily, ecr, ecr_sources, webhook, transfer, referrers, policy, hosts):
         section.reject_unknown()
     return config
 
@@ -275,6 +342,27 @@ def _transfer(section: _Section, defaults: TransferConfig) -> TransferConfig:
         if value < smallest.get(key, 1):
             raise ConfigError(f"{section.source}: transfer.{key} is {value}; give {smallest.get(key, 1)} or more")
     return TransferConfig(**values)
+
+
+def _request_policy(section: _Section) -> RequestPolicyConfig:
+    rates = section.optional_numbers("rates")
+    unknown = sorted(set(rates or ()) - set(REQUEST_OPERATIONS))
+    if unknown:
+        raise ConfigError(
+            f"{section.source}: {section.path}.rates: unknown operation {unknown[0]!r}; choose from "
+            + ", ".join(REQUEST_OPERATIONS)
+        )
+    config = RequestPolicyConfig(
+        max_attempts=section.optional_integer("max_attempts", minimum=1),
+        throttle_attempts=section.optional_integer("throttle_attempts", minimum=1),
+        backoff=section.optional_number("backoff"),
+        max_backoff=section.optional_number("max_backoff"),
+        rates=tuple(sorted(rates.items())) if rates is not None else None,
+        adaptive=section.optional_boolean("adaptive"),
+        streams=section.optional_integer("streams", minimum=1),
+    )
+    section.reject_unknown()
+    return config
 
 
 def _rules(top: _Section, defaults: tuple[Rule, ...]) -> tuple[Rule, ...]:
@@ -378,12 +466,39 @@ class _Section:
         value = self.optional_integer(key)
         return default if value is None else value
 
-    def optional_integer(self, key: str) -> int | None:
+    def optional_integer(self, key: str, *, minimum: int = 0) -> int | None:
         value = self._get(key)
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise self._wrong(key, "a whole number, zero or more")
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise self._wrong(
+                key, "a whole number, zero or more" if minimum == 0 else f"a whole number, {minimum} or more"
+            )
+        return value
+
+    def optional_number(self, key: str) -> float | None:
+        value = self._get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < float("inf"):
+            raise self._wrong(key, "a number above zero")
+        return float(value)
+
+    def optional_numbers(self, key: str) -> dict[str, float] | None:
+        """A mapping of names to numbers above zero, or None when absent."""
+        if self.data.get(key) is None:
+            self.seen.add(key)
+            return None
+        numbers = self.section(key)
+        result = {}
+        for name in map(str, numbers.data):
+            result[name] = numbers.optional_number(name)
+        return {name: value for name, value in result.items() if value is not None}
+
+    def optional_boolean(self, key: str) -> bool | None:
+        value = self._get(key)
+        if value is not None and not isinstance(value, bool):
+            raise self._wrong(key, "true or false")
         return value
 
     def boolean(self, key: str, default: bool) -> bool:

@@ -8,6 +8,7 @@ Docker Hub does not count against its pull limit.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import re
 import threading
@@ -22,8 +23,9 @@ from bot.errors import BotError, ConfigError, MappingError
 from bot.lists import Entry
 from bot.reference import DOCKER_HUB, Reference, fold_host, is_tag
 from bot.registry.artifacts import is_referrer_tag
+from bot.registry.models import MOUNT_ANY
 from bot.rules import Mapper, Target
-from bot.units import plural
+from bot.units import binary_size, plural
 
 if TYPE_CHECKING:
     import requests
@@ -395,6 +397,9 @@ class DailyOptions:
     dry_run: bool = False
     concurrency: int = 8
     referrers: ReferrerPolicy | None = None  # what travels with each image (signatures, SBOMs)
+    max_image_bytes: int | None = None  # limits.max_image_bytes, checked before any blob moves
+    max_tags: int | None = None  # daily.max_tags_per_run
+    max_bytes: int | None = None  # daily.max_bytes_per_run
 
 
 @dataclass(frozen=True, slots=True)
@@ -421,10 +426,11 @@ class DailyReport:
     not_done: list[str]  # images and repositories a cancellation left undone
     warnings: list[str]  # tags a registry listed that are no tags
     limit_note: str | None = None  # tags left for the next run because of a pull limit
+    cap_note: str | None = None  # tags left for the next run because of the run's caps
 
     @property
     def notes(self) -> tuple[str, ...]:
-        return (*self.warnings, *((self.limit_note,) if self.limit_note else ()))
+        return (*self.warnings, *(note for note in (self.limit_note, self.cap_note) if note))
 
 
 class Cancel(Protocol):
@@ -449,6 +455,7 @@ def run_daily(
     options: DailyOptions,
     cancel: Cancel,
     prepare: Callable[[Target], None] | None = None,
+    mount_policy: str = MOUNT_ANY,
     progress: Progress | None = None,
     say: Callable[[str], None] = lambda line: None,
     warn: Callable[[str], None] = lambda warning: None,
@@ -464,7 +471,12 @@ def run_daily(
     budget = PullBudget(options.reserve)
     client.observe_responses(budget.observe)
     client.cancel_on(cancel.event)  # retry waits while listing tags end at a cancel
+    from bot.registry.copy import CopyLimits
+
     claims = PathClaims(mirrored, mapper)
+    limits = CopyLimits(options.max_image_bytes, options.max_bytes)
+    tags_left = options.max_tags
+    capped = 0  # tags the tag cap left for the next run
     report = DailyReport([], [], [])
     deferred: dict[str, int] = {}
 
@@ -479,9 +491,11 @@ def run_daily(
             concurrency=options.concurrency,
             progress=progress,
             prepare=prepare,
+            mount_policy=mount_policy,
             cancel=cancel.event,
             claims=claims,
             referrers=options.referrers,
+            limits=limits,
         )
         for result in copied.results:
             say(result.describe())
@@ -509,11 +523,26 @@ def run_daily(
         if plan.error is not None:
             report.outcomes.append(RepositoryFailed(repository, plan.error))
             continue
+        if tags_left is not None:  # the run's tag cap: the rest waits, like tags over a pull limit
+            capped += max(0, len(plan.copy) - tags_left)
+            plan = dataclasses.replace(plan, copy=plan.copy[:tags_left])
+            tags_left -= len(plan.copy)
         left = copy_within_budget(plan, budget, client, functools.partial(copy, plan))
         if left:
             deferred[repository.host] = deferred.get(repository.host, 0) + len(left)
     report.limit_note = limit_note(budget, deferred)
+    report.cap_note = cap_note(options, capped, limits.deferred)
     return report
+
+
+def cap_note(options: DailyOptions, tags: int, images: int) -> str | None:
+    """The summary line for tags left for the next run by ``daily.max_tags_per_run`` / ``max_bytes_per_run``."""
+    parts = []
+    if tags:
+        parts.append(f"{plural(tags, 'tag')} over daily.max_tags_per_run ({options.max_tags})")
+    if images:
+        parts.append(f"{plural(images, 'tag')} over daily.max_bytes_per_run ({binary_size(options.max_bytes or 0)})")
+    return f"deferred to the next run: {' and '.join(parts)}" if parts else None
 
 
 def unique_repositories(refs: Iterable[Reference]) -> list[Reference]:

@@ -13,13 +13,11 @@ import logging
 import re
 import sys
 import traceback
-from collections.abc import Mapping
 from typing import TextIO
 
 from bot.redact import redact as redact_credentials
+from bot.settings import Settings
 
-DEBUG_ENV = "MIRROR_DEBUG"
-_TRUE = frozenset({"1", "true", "yes", "on"})
 # Query parameters whose values are safe to show (as in error messages); every other value is redacted.
 _SAFE_QUERY_KEYS = frozenset({"digest", "mount", "from", "n", "last", "service", "scope"})
 
@@ -41,9 +39,9 @@ class RedactingFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
-def wanted(flag: bool, environ: Mapping[str, str]) -> bool:
+def wanted(flag: bool, settings: Settings) -> bool:
     """Debug output is on: the ``--debug`` flag, ``MIRROR_DEBUG`` or GitHub's ``RUNNER_DEBUG``."""
-    return flag or environ.get(DEBUG_ENV, "").lower() in _TRUE or environ.get("RUNNER_DEBUG") == "1"
+    return flag or settings.debug
 
 
 def enable(stream: TextIO | None = None) -> logging.Handler:

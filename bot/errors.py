@@ -7,7 +7,9 @@ status; everything else raises.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum
+from urllib.parse import urlsplit
 
 
 class BotError(Exception):
@@ -54,6 +56,7 @@ class Refusal(Enum):
     NOT_ALLOWED = "not allowed"  # no rule covers its registry or its path
     DENIED = "denied"  # on the config's deny list
     NOT_IN_MIRROR = "not in the mirror"  # a mirror path no rule produces (reversing a target)
+    TARGET_NAME = "the target cannot hold its name"  # a naming rule of the target registry (ECR's pattern)
 
 
 class MappingError(BotError):
@@ -68,6 +71,22 @@ class MappingError(BotError):
         self.reason = reason
         self.refusal = refusal
         super().__init__(f"{reference}: {reason}" if reference else reason)
+
+
+class TargetNameError(MappingError):
+    """A reference whose mirror path the target registry cannot hold (ECR's repository name pattern, a length).
+
+    ``rule`` names the target's rule; ``part`` is ``"repository"`` or ``"tag"``, the part of the reference at
+    fault, so a list problem can point its column there; ``detail`` says what is wrong and ``fix`` how to fix
+    it (``reason`` holds both).
+    """
+
+    def __init__(self, detail: str, *, reference: str, rule: str, part: str, fix: str) -> None:
+        super().__init__(f"{detail}; {fix}", reference=reference, refusal=Refusal.TARGET_NAME)
+        self.detail = detail
+        self.rule = rule
+        self.part = part
+        self.fix = fix
 
 
 class ListFileError(BotError):
@@ -110,6 +129,10 @@ class CopyError(BotError):
     """Copying one image failed; the message says which image and why."""
 
 
+class Deferred(CopyError):
+    """An image left for the next run because this run's cap (``daily.max_bytes_per_run``) is reached."""
+
+
 class GitHubError(BotError):
     """A GitHub API call failed in a way the user must act on."""
 
@@ -128,3 +151,61 @@ class WebhookError(BotError):
 
 class Cancelled(BotError):
     """The run was cancelled (SIGINT or SIGTERM) before this work started or finished; nothing of it is recorded."""
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why one piece of work failed, kept as data so that reports print it and target kinds explain it from
+    fields (a refused request's status, method and path), never by reading the message back.
+
+    ``kind`` is one of the ``FAILURE_*`` names below. ``registry`` is the ``host[:port]`` a refused request
+    went to and ``reference`` its URL path (no query string), both from the redacted URL.
+    """
+
+    kind: str
+    message: str
+    status: int | None = None
+    method: str | None = None
+    registry: str | None = None
+    reference: str | None = None
+    code: str | None = None
+
+    @classmethod
+    def of(cls, exc: BaseException) -> Failure:
+        message = str(exc)
+        if isinstance(exc, Cancelled):
+            return cls(FAILURE_CANCELLED, message)
+        if isinstance(exc, RegistryError):
+            parts = urlsplit(exc.url) if exc.url else None
+            if isinstance(exc, NotFound):
+                kind = FAILURE_NOT_FOUND
+            elif exc.status == 401:
+                kind = FAILURE_UNAUTHORIZED
+            elif exc.status == 403:
+                kind = FAILURE_DENIED
+            elif exc.status is None:
+                kind = FAILURE_CONNECTION
+            else:
+                kind = FAILURE_REGISTRY
+            return cls(
+                kind,
+                message,
+                exc.status,
+                exc.method,
+                parts.netloc if parts else None,
+                parts.path if parts else None,
+                exc.code,
+            )
+        if isinstance(exc, AwsError):
+            return cls(FAILURE_AWS, message)
+        return cls(FAILURE_COPY, message)
+
+
+FAILURE_CANCELLED = "cancelled"
+FAILURE_NOT_FOUND = "not-found"
+FAILURE_UNAUTHORIZED = "unauthorized"  # 401: the credentials or token were refused
+FAILURE_DENIED = "denied"  # 403: refused for this identity (or, on ECR, an expired token)
+FAILURE_CONNECTION = "connection"
+FAILURE_REGISTRY = "registry"  # any other error status
+FAILURE_AWS = "aws"  # an AWS API call (the message names the IAM action when a permission is missing)
+FAILURE_COPY = "copy"  # the copy itself: a digest mismatch, a missing platform, a refused tag

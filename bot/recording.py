@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.errors import GitHubError, ListFileError
+from bot.errors import Failure, GitHubError, ListFileError
 from bot.github import actions
-from bot.github.commit import commit_file, repository_from_environment
+from bot.github.commit import commit_file, workflow_repository
 from bot.lists import locked, write_atomically
 from bot.reference import Reference
-from bot.report.summary import Row, render, row_for
+from bot.report.summary import Row, render, result_output, row_for
+from bot.settings import Settings
 from bot.shard import Results, Shard, merge_mirrored, merge_results, write_results
 
 if TYPE_CHECKING:
@@ -34,9 +35,14 @@ class RunLog:
     verified: list[Reference] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
 
-    def add(self, result: ImageResult, explain: Callable[[str], str], detail: str = "") -> None:
-        """One image's outcome; ``explain`` completes a failure's reason (e.g. the IAM action ECR wants)."""
-        reason = explain(result.reason or "failed") if not result.ok else None
+    def add(self, result: ImageResult, explain: Callable[[Failure], str | None], detail: str = "") -> None:
+        """One image's outcome; ``explain`` adds to a failure what the target wants (e.g. an IAM action)."""
+        reason = None
+        if not result.ok and not result.deferred:  # a deferred image is the next run's, not a failure
+            reason = result.reason or "failed"
+            hint = explain(result.failure) if result.failure is not None else None
+            if hint:
+                reason += f" ({hint})"
         self.rows.append(row_for(result, detail, reason))
         if reason is not None:
             self.failures.append((str(result.source), reason))
@@ -47,19 +53,21 @@ class RunLog:
         return Results(command, shard, tuple(self.verified), tuple(self.rows), tuple(notes), tuple(self.failures))
 
 
-def finish(results: Results, *, results_file: Path | None, mirrored: Path, commit: bool, title: str) -> int:
+def finish(
+    results: Results, *, results_file: Path | None, mirrored: Path, commit: bool, title: str, settings: Settings
+) -> int:
     """End a copying run: a results file for ``merge-results``, or the mirrored list, summary and commit."""
     if results_file is None:
-        return record([results], mirrored=mirrored, commit=commit, title=title)
+        return record([results], mirrored=mirrored, commit=commit, title=title, settings=settings)
     write_results(results_file, results)
     for image, reason in results.failures:
         print(actions.safe_line(f"FAILED {image}: {reason}"), file=sys.stderr)
     print(f"{results_file}: {len(results.mirrored)} verified images, {len(results.failures)} failures")
-    actions.append_summary(render(f"{title} (shard {results.shard})", results.rows, results.notes))
+    actions.append_summary(render(f"{title} (shard {results.shard})", results.rows, results.notes), settings)
     return 1 if results.failures else 0
 
 
-def record(results: Sequence[Results], *, mirrored: Path, commit: bool, title: str) -> int:
+def record(results: Sequence[Results], *, mirrored: Path, commit: bool, title: str, settings: Settings) -> int:
     """Write the verified images into ``mirrored``, report failures, summarise, commit; the exit status."""
     merged = merge_results(results)
     notes = list(merged.notes)
@@ -79,7 +87,7 @@ def record(results: Sequence[Results], *, mirrored: Path, commit: bool, title: s
         try:
             path = _repository_path(mirrored)
             outcome = commit_file(
-                repository_from_environment(),
+                workflow_repository(settings),
                 path,
                 lambda text: merge_mirrored(text, merged.mirrored),
                 commit_message(merged.mirrored, path),
@@ -92,7 +100,7 @@ def record(results: Sequence[Results], *, mirrored: Path, commit: bool, title: s
                 "to commit them (images already at the target are only checked, not copied again)"
             )
             notes.append(note)
-            if actions.in_actions():
+            if settings.in_actions:
                 print(actions.annotation("error", note, title="mirrored list not committed"))
         else:
             notes.append(outcome.describe(path))
@@ -100,11 +108,12 @@ def record(results: Sequence[Results], *, mirrored: Path, commit: bool, title: s
         notes.append(f"shard {shard} sent no results file; its images are not recorded (run it again)")
     for image, reason in merged.failures:
         print(actions.safe_line(f"FAILED {image}: {reason}"), file=sys.stderr)
-        if actions.in_actions():
+        if settings.in_actions:
             print(actions.annotation("error", f"{image}: {reason}", title="image not mirrored"))
     for note in notes:
         print(actions.safe_line(note), file=sys.stderr)
-    actions.append_summary(render(title, merged.rows, notes))
+    actions.append_summary(render(title, merged.rows, notes), settings)
+    actions.set_output("result", result_output(merged.rows), settings)
     return 1 if merged.failures or merged.missing or commit_failed else 0
 
 

@@ -8,12 +8,13 @@ rule covers is refused: the rules are also the allow-list of registries the bot 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from bot.addresses import internal_kind
 from bot.config import Config, Rule
-from bot.errors import MappingError, Refusal
+from bot.errors import MappingError, Refusal, TargetNameError
 from bot.reference import DOCKER_HUB, Reference, fold_host, format_reference, parse_reference
 
 
@@ -57,11 +58,27 @@ def _components(path: str) -> tuple[str, ...]:
     return tuple(part for part in path.split("/") if part)
 
 
-class Mapper:
-    """Applies the configured rules and deny list."""
+@dataclass(frozen=True, slots=True)
+class NameProblem:
+    """A mirror path the target cannot hold: which ``rule`` (named as the target's documentation names it),
+    what is wrong, the fix, and which ``part`` of the reference is at fault (``"repository"`` or ``"tag"``)."""
 
-    def __init__(self, config: Config) -> None:
+    rule: str
+    message: str
+    fix: str
+    part: str = "repository"
+
+
+# A target kind's naming rules (bot.targets.base.TargetKind.name_problem).
+NameCheck = Callable[[Target], NameProblem | None]
+
+
+class Mapper:
+    """Applies the configured rules, the deny list and, when given, the target's naming rules."""
+
+    def __init__(self, config: Config, naming: NameCheck | None = None) -> None:
         self.config = config
+        self.naming = naming
         self.registry = config.target_registry
         self.prefix = _components(config.target_prefix)
         compiled = []
@@ -148,7 +165,17 @@ class Mapper:
         # kept as written, as the original service did.
         rest = _components(ref.repository)[len(rule.prefix) :] if rule.prefix else _components(ref.path)
         repository = "/".join((*self.prefix, *rule.target, *rest))
-        return Target(self.registry, repository, ref.effective_tag, ref.digest)
+        target = Target(self.registry, repository, ref.effective_tag, ref.digest)
+        problem = self.naming(target) if self.naming is not None else None
+        if problem is not None:
+            raise TargetNameError(
+                f"{problem.message}, against the {problem.rule}",
+                reference=str(ref),
+                rule=problem.rule,
+                part=problem.part,
+                fix=problem.fix,
+            )
+        return target
 
     def is_target(self, ref: Reference) -> bool:
         """True when ``ref`` already points into the mirror registry."""

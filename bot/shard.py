@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.errors import InvalidReference, ListFileError, UsageError
+from bot.errors import InvalidReference, ListFileError, MappingError, UsageError
 from bot.lists import format_mirrored, logical_lines, write_atomically
 from bot.reference import Reference, parse_reference
 from bot.report.summary import Row
+from bot.rules import Mapper
 
 RESULTS_FORMAT = "image-mirror-bot/results/v1"
 _SHARD = re.compile(r"([0-9]+)/([0-9]+)")
@@ -118,8 +119,14 @@ def write_results(path: Path, results: Results) -> None:
     write_atomically(path, (json.dumps(results.to_json(), indent=2) + "\n").encode("utf-8"))
 
 
-def read_results(path: Path) -> Results:
-    """Read a results file; a file that is missing or not one of ours names itself and what is wrong."""
+def read_results(path: Path, mapper: Mapper | None = None) -> Results:
+    """Read a results file; a file that is missing or not one of ours names itself and what is wrong.
+
+    The file is input like any other (an artifact can be replaced between the jobs): with ``mapper`` every
+    row is checked, and the first bad one is refused naming the file and the row: a verified image must be a
+    reference of the grammar pinned by a valid digest, on a registry a rule allows; counts are whole numbers,
+    zero or more.
+    """
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -129,19 +136,85 @@ def read_results(path: Path) -> Results:
     if not isinstance(data, dict) or data.get("format") != RESULTS_FORMAT:
         raise ListFileError(f"{path}: not a results file (expected format {RESULTS_FORMAT!r})")
     try:
-        mirrored = tuple(parse_reference(str(text)) for text in data["mirrored"])
-        failures = tuple((str(item["image"]), str(item["reason"])) for item in data.get("failures", ()))
-        rows = tuple(Row.from_json(item) for item in data.get("rows", ()))
+        command = data["command"]
+        if command not in COMMANDS:
+            raise _Bad("command", f"{command!r} is not one of {', '.join(COMMANDS)}")
+        mirrored = tuple(_verified(index, text, mapper) for index, text in enumerate(_list(data, "mirrored")))
+        failures = tuple(_failure(index, item) for index, item in enumerate(_list(data, "failures")))
+        rows = tuple(_row(index, item) for index, item in enumerate(_list(data, "rows")))
+        notes = _list(data, "notes")
+        if not all(isinstance(note, str) for note in notes):
+            raise _Bad("notes", "every note must be a string")
         return Results(
-            command=str(data["command"]),
+            command=command,
             shard=parse_shard(str(data["shard"])),
             mirrored=mirrored,
             rows=rows,
-            notes=tuple(str(note) for note in data.get("notes", ())),
+            notes=tuple(notes),
             failures=failures,
         )
+    except _Bad as bad:
+        raise ListFileError(
+            f"{path}: {bad.where}: {bad.problem}; refused: the file is not what a shard writes (was it changed "
+            "after the shard job?); run the shard again"
+        ) from None
     except (KeyError, TypeError, ValueError, InvalidReference, UsageError) as exc:
         raise ListFileError(f"{path}: damaged results file: {exc}") from exc
+
+
+COMMANDS = ("sync", "daily")
+
+
+class _Bad(Exception):
+    def __init__(self, where: str, problem: str) -> None:
+        super().__init__(problem)
+        self.where = where
+        self.problem = problem
+
+
+def _list(data: dict[str, Any], key: str) -> list[Any]:
+    value = data.get(key, [])
+    if not isinstance(value, list):
+        raise _Bad(key, "must be a list")
+    return value
+
+
+def _verified(index: int, text: object, mapper: Mapper | None) -> Reference:
+    where = f"mirrored[{index}]"
+    if not isinstance(text, str):
+        raise _Bad(where, "must be a string")
+    shown = repr(text[:120])
+    try:
+        ref = parse_reference(text)
+    except InvalidReference as exc:
+        raise _Bad(where, f"{shown} is not an image reference: {exc.reason}") from None
+    if ref.digest is None:
+        raise _Bad(where, f"{shown} is not pinned: a verified image is recorded as source@sha256:<digest>")
+    if mapper is not None:
+        try:
+            mapper.target(ref)
+        except MappingError as exc:
+            raise _Bad(where, f"{shown}: {exc.message}") from None
+    return ref
+
+
+def _failure(index: int, item: object) -> tuple[str, str]:
+    if not isinstance(item, dict) or not isinstance(item.get("image"), str) or not isinstance(item.get("reason"), str):
+        raise _Bad(f"failures[{index}]", "must be an object with the strings 'image' and 'reason'")
+    return item["image"], item["reason"]
+
+
+def _row(index: int, item: object) -> Row:
+    where = f"rows[{index}]"
+    if not isinstance(item, dict):
+        raise _Bad(where, "must be an object")
+    for key in ("image", "target"):
+        if not isinstance(item.get(key), str):
+            raise _Bad(where, f"{key!r} must be a string")
+    moved = item.get("bytes_moved", 0)
+    if isinstance(moved, bool) or not isinstance(moved, int) or moved < 0:
+        raise _Bad(where, f"bytes_moved {str(moved)[:40]!r} is not a whole number of bytes, zero or more")
+    return Row.from_json(item)
 
 
 @dataclass(frozen=True, slots=True)

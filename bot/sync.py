@@ -14,17 +14,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.collisions import Clash, PathClaims, PathKey, path_key, same_source
-from bot.errors import BotError
+from bot.errors import BotError, Failure, MappingError
 from bot.lists import Entry, MirroredIndex
 from bot.reference import Reference
-from bot.registry.models import Platform
+from bot.registry.models import MOUNT_ANY, Platform
 from bot.registry.progress import Progress
 from bot.rules import Mapper, Target
 from bot.units import binary_size
 
 if TYPE_CHECKING:  # the engine (and requests) loads when a sync runs, not when the CLI starts
     from bot.registry.client import RegistryClient
-    from bot.registry.copy import CopyResult, ImageLocation
+    from bot.registry.copy import CopyLimits, CopyResult, ImageLocation
     from bot.registry.referrers import AttachedReport, ReferrerPolicy
 
 
@@ -49,6 +49,8 @@ class ImageResult:
     platforms: tuple[Platform, ...] = ()
     copy: CopyResult | None = None
     cancelled: bool = False
+    failure: Failure | None = None  # why the copy failed, as data (the target kind explains it)
+    deferred: bool = False  # left for the next run by the run's byte cap: not a failure
 
     @property
     def attached(self) -> AttachedReport | None:
@@ -138,8 +140,10 @@ def sync(
     progress: Progress | None = None,
     prepare: Callable[[Target], None] | None = None,
     cancel: threading.Event | None = None,
+    mount_policy: str = MOUNT_ANY,
     claims: PathClaims | None = None,
     referrers: ReferrerPolicy | None = None,
+    limits: CopyLimits | None = None,
 ) -> SyncReport:
     """Copy every entry to ``mapper.target(entry)``; one failing image never stops the others.
 
@@ -148,7 +152,8 @@ def sync(
 
     ``prepare`` runs for each target that needs a push (e.g. create the ECR repository), after HEAD requests
     have shown that the source exists and the target lacks it, and before anything is pushed; it may run in
-    several threads at once. When it raises a :class:`BotError` that image fails with its message. Duplicate
+    several threads at once. When it raises a :class:`BotError` that image fails with its message.
+    ``mount_policy`` says which blobs the target registry mounts (see :class:`~bot.registry.copy.Copier`). Duplicate
     entries (any spelling of the same image) are copied once.
 
     Once ``cancel`` is set no further image starts and transfers in flight are abandoned (see
@@ -171,8 +176,8 @@ def sync(
         ref = item.ref if isinstance(item, Entry) else item
         try:
             target = mapper.target(ref)
-        except BotError as exc:
-            results[index] = ImageResult(ref, None, False, _without_own_name(str(exc), ref, ref))
+        except MappingError as exc:  # the report names the image already: the reason alone
+            results[index] = ImageResult(ref, None, False, exc.reason)
             continue
         key = (*ref.identity(), str(target))
         if key in seen:
@@ -197,7 +202,9 @@ def sync(
 
     def prepare_target(location: ImageLocation) -> None:
         assert prepare is not None
-        prepare(by_location[(location.host, location.repository)])
+        # The image's own tag: several tags of one repository share the entry of ``by_location``.
+        target = by_location[(location.host, location.repository)]
+        prepare(Target(target.registry, target.repository, location.tag, location.digest))
 
     hook = prepare_target if prepare is not None else None
     if cancel is not None:
@@ -212,6 +219,8 @@ def sync(
             prepare=hook,
             cancel=cancel,
             attach=carrier.attach if carrier is not None else None,
+            mount_policy=mount_policy,
+            limits=limits,
         ) as copier:
             pairs = [
                 (
@@ -232,8 +241,13 @@ def sync(
         if outcome.cancelled:
             results[index] = ImageResult(ref, target, False, CANCELLED, cancelled=True)
             continue
+        if outcome.deferred:
+            reason = _without_own_name(outcome.error, ref, outcome.source)
+            results[index] = ImageResult(ref, target, False, reason, deferred=True)
+            continue
         if copy is None:
-            results[index] = ImageResult(ref, target, False, _without_own_name(outcome.error, ref, outcome.source))
+            reason = _without_own_name(outcome.error, ref, outcome.source)
+            results[index] = ImageResult(ref, target, False, reason, failure=outcome.failure)
             continue
         verified = False
         reason = None
@@ -257,6 +271,13 @@ def sync(
             if result.verified and result.target is not None and result.target.tag is not None:
                 claims.add(result.source.with_digest(result.target_digest), result.target)
     return SyncReport(tuple(results[i] for i in sorted(results)), dry_run)
+
+
+def copy_limits(max_image_bytes: int | None) -> CopyLimits:
+    """``limits.max_image_bytes`` for the engine (loaded here, when a run copies, not when the CLI starts)."""
+    from bot.registry.copy import CopyLimits
+
+    return CopyLimits(max_image_bytes)
 
 
 CANCELLED = "not done: the run was cancelled before this image was copied and verified"

@@ -20,12 +20,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from bot.checks import LineChecks, Verdict
+from bot.checks import LineChecks, Verdict, name_column
 from bot.collisions import FIX as COLLISION_FIX
 from bot.collisions import PathClaims
 from bot.config import DailyConfig, Limits
 from bot.daily import TagFilter
-from bot.errors import AuthError, BotError, MappingError, NotFound, Refusal
+from bot.errors import AuthError, AwsError, BotError, MappingError, NotFound, Refusal, TargetNameError
 from bot.lists import MAX_LIST_BYTES, Entry, ListKind, MirroredIndex, logical_lines, parse_list, too_large_message
 from bot.reference import Reference, is_tag
 from bot.registry.artifacts import count_phrase
@@ -313,6 +313,8 @@ def _offline_issue(verdict: Verdict, added: set[int], mapper: Mapper) -> Issue |
                 f"duplicate of line {twin.line} of this pull request ({twin.text})", "remove this line", col=entry.col
             )
         return Issue(f"already listed at {_where(twin)} ({twin.text})", "remove this line", col=entry.col)
+    if isinstance(verdict.refused, TargetNameError):
+        return Issue(verdict.refused.detail, verdict.refused.fix, col=name_column(entry, verdict.refused))
     if verdict.refused is not None:
         return Issue(verdict.refused.reason, _mapping_fix(verdict.refused), col=entry.col)
     if verdict.clash is not None and verdict.path is not None:
@@ -370,6 +372,17 @@ def _online_check(
     except NotFound:
         what = "repository" if work.result.kind is ListKind.DAILY else "image"
         work.issues.append(Issue(f"the {what} does not exist upstream: {ref}", _not_found_fix(ref), col=col))
+        return
+    except AwsError as exc:  # a private ECR source: the bot could not mint its registry token
+        work.issues.append(
+            Issue(
+                f"could not read {ref}: {exc.message}",
+                "the maintainers must give the bot AWS credentials that may read this registry "
+                "(ecr.sources.profile or ecr.sources.role_arn in mirror/config.yml; see 'Private ECR sources' "
+                "in the README)",
+                col=col,
+            )
+        )
         return
     except AuthError:
         work.issues.append(

@@ -120,6 +120,18 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(f"written to {written}")
 
 
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    """moto in server mode: the ECR (and IAM, STS) control plane, shared by the session; use fresh names."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """AWS credentials (any values) from the environment, boto3's default chain, and nothing from this

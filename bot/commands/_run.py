@@ -6,11 +6,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bot.commands._options import add_config_options, config_from_args
+from bot.commands._options import add_config_options, add_registry_options, config_from_args
 from bot.config import Config
 from bot.errors import UsageError
 from bot.lists import MIRRORED_LIST
-from bot.registry.factory import add_registry_options
 from bot.shard import Shard, parse_shard
 
 

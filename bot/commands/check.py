@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
-from bot.checks import check_lists
+from bot.checks import CheckResult, check_lists
 from bot.collisions import PathClaims
 from bot.commands._options import add_config_options, config_from_args
+from bot.config import Config
 from bot.github import actions
-from bot.lists import DAILY_LIST, MIRRORED_LIST, REQUIRED_LIST, ListKind, MirroredIndex, read_list
-from bot.rules import Mapper
+from bot.lists import DAILY_LIST, MIRRORED_LIST, REQUIRED_LIST, ListKind, MirroredIndex, Problem, read_list
+from bot.targets import mapper_for, source_credentials_missing
 from bot.units import plural
 
 DEFAULT_FILES = (REQUIRED_LIST, DAILY_LIST)
@@ -44,7 +46,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    mapper = Mapper(config_from_args(args))
+    config = config_from_args(args)
+    mapper = mapper_for(config)
     files: list[Path] = args.files or list(DEFAULT_FILES)
     lists = [read_list(path, missing_ok=not args.files) for path in files]
     # A FILE that is the mirrored list itself is read once, or each of its lines would duplicate itself.
@@ -58,9 +61,15 @@ def run(args: argparse.Namespace) -> int:
         lists.append(mirrored_list)
     claims = PathClaims(mirrored_list.entries, mapper)
     result = check_lists(lists, mapper, MirroredIndex(mirrored_list.entries), claims)
+    result = replace(
+        result,
+        problems=tuple(
+            sorted((*result.problems, *_private_sources(result, config, args.settings.aws_credentials)), key=_where)
+        ),
+    )
     for checked in result.entries:
         print(f"{checked.entry.ref} -> {checked.target}")
-    annotate = actions.in_actions()
+    annotate = args.settings.in_actions
     budget = actions.AnnotationBudget()
     for problem in result.problems:
         print(actions.safe_line(str(problem)), file=sys.stderr)
@@ -77,3 +86,18 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 1 if errors else 0
+
+
+def _private_sources(result: CheckResult, config: Config, aws_credentials: bool) -> list[Problem]:
+    """A warning on each entry from a private ECR registry when nothing gives the bot credentials to read it."""
+    problems = []
+    for entry in (checked.entry for checked in result.entries):
+        missing = source_credentials_missing(config, entry.ref.host, aws_credentials=aws_credentials)
+        if missing is not None:
+            message = f"{entry.ref.host} is a private ECR registry: {missing}"
+            problems.append(Problem(entry.file, entry.line, entry.col, message, "warning"))
+    return problems
+
+
+def _where(problem: Problem) -> tuple[str, int, int]:
+    return problem.file, problem.line, problem.col

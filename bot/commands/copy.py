@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 
-from bot.commands._options import add_config_options, config_from_args
-from bot.registry.factory import add_registry_options, client_from_args, platforms_from_args, referrer_policy
+from bot.commands._options import (
+    add_config_options,
+    add_registry_options,
+    client_options,
+    config_from_args,
+    platforms_from_args,
+    referrer_policy,
+)
+from bot.config import Config, EcrConfig
+from bot.errors import BotError, CopyError, Failure
+from bot.registry.auth import normalize_host
 from bot.registry.progress import Progress
+from bot.rules import Target
+from bot.targets import open_target
 from bot.units import binary_size
 
 
@@ -17,7 +29,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="copy one image between two registries",
         description="Copy SRC to DST with every platform (or --platform), manifests byte for byte so the "
         "digest stays the same. Blobs the target has are skipped; an image already at the target is "
-        "detected with HEAD requests alone. Only the two registries named are contacted.",
+        "detected with HEAD requests alone. Only the two registries named are contacted. Into ECR the bot "
+        "logs in, creates the repository and uses the config's ecr: settings when DST is the target registry.",
     )
     parser.add_argument("src", metavar="SRC", help="source image, e.g. docker.io/library/nginx:1.25")
     parser.add_argument("dst", metavar="DST", help="target image, e.g. registry.example.com/mirror/nginx:1.25")
@@ -33,23 +46,38 @@ def run(args: argparse.Namespace) -> int:
     src = ImageLocation.parse(args.src)
     dst = ImageLocation.parse(args.dst)
     platforms = platforms_from_args(args)
-    config = config_from_args(args)
+    config = _target_config(config_from_args(args), dst.host)
     progress = Progress.for_stream(sys.stderr)
     policy = referrer_policy(args, config)
     carrier = Referrers(policy, concurrency=args.concurrency) if policy.copy else None
+
+    def prepare(location: ImageLocation) -> None:
+        target.prepare(Target(location.host, location.repository, location.tag, location.digest))
+
     with (
-        client_from_args(args, config, extra_hosts=(src.host, dst.host)) as client,
+        open_target(
+            config, client_options(args), extra_hosts=(src.host, dst.host), mask=args.settings.in_actions
+        ) as target,
         Copier(
-            client,
+            target.client,
             concurrency=args.concurrency,
             progress=progress,
             dry_run=args.dry_run,
+            prepare=prepare,
+            mount_policy=target.mount_policy,
             attach=carrier.attach if carrier is not None else None,
         ) as copier,
     ):
         progress.add_images(1)
-        result = copier.copy(src, dst, platforms)
-        progress.image_done()
+        try:
+            result = copier.copy(src, dst, platforms)
+        except BotError as exc:
+            hint = target.explain(Failure.of(exc))
+            if hint is None:
+                raise
+            raise CopyError(f"{exc} ({hint})") from exc
+        finally:
+            progress.image_done()
     if carrier is not None:
         carrier.close()
     progress.finish()
@@ -71,3 +99,12 @@ def run(args: argparse.Namespace) -> int:
             f"{blobs}{extra}"
         )
     return 0
+
+
+def _target_config(config: Config, host: str) -> Config:
+    """The config with ``host`` as its target: as it is when ``host`` is the configured target (its ``ecr:``
+    settings apply), else with the target's ``ecr:`` settings dropped (they name another registry)."""
+    if normalize_host(host) == normalize_host(config.target_registry):
+        return config
+    ecr = EcrConfig(sources=config.ecr.sources)
+    return replace(config.with_target_registry(host), ecr=ecr)

@@ -7,17 +7,16 @@ import sys
 from pathlib import Path
 
 from bot.cancel import cancellation, report_not_done
+from bot.commands._options import client_options, platforms_from_args, referrer_policy
 from bot.commands._run import add_run_options, run_config
 from bot.daily import DEFAULT_RESERVE, DailyOptions, TagCopied, TagFilter, run_daily, unique_repositories
 from bot.github import actions
 from bot.lists import DAILY_LIST, ListKind, read_list
 from bot.recording import RunLog, finish
-from bot.registry.factory import platforms_from_args, referrer_policy
 from bot.registry.progress import Progress
 from bot.report.summary import FAILED, Row
-from bot.rules import Mapper
 from bot.shard import ALL
-from bot.targets.ecr import open_target_client
+from bot.targets import mapper_for, open_target
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -50,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     config = run_config(args)
-    mapper = Mapper(config)
+    mapper = mapper_for(config)
     tag_filter = TagFilter.from_config(config.daily, source=config.source)
     options = DailyOptions(
         reserve=args.reserve,
@@ -58,6 +57,9 @@ def run(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
         concurrency=args.concurrency,
         referrers=referrer_policy(args, config),
+        max_image_bytes=config.limits.max_image_bytes,
+        max_tags=config.daily.max_tags_per_run,
+        max_bytes=config.daily.max_bytes_per_run,
     )
     shard = args.shard or ALL
     listing = read_list(args.list, ListKind.DAILY)
@@ -72,11 +74,11 @@ def run(args: argparse.Namespace) -> int:
         print(actions.safe_line(line))
 
     def warn(warning: str) -> None:  # the log gets it with the run's notes
-        if actions.in_actions():
+        if args.settings.in_actions:
             print(actions.annotation("warning", warning, title="tags refused"))
 
     with cancellation() as cancel:
-        with open_target_client(args, config) as target:
+        with open_target(config, client_options(args), mask=args.settings.in_actions) as target:
             report = run_daily(
                 repositories,
                 mirrored,
@@ -86,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
                 options=options,
                 cancel=cancel,
                 prepare=target.prepare,
+                mount_policy=target.mount_policy,
                 progress=Progress.for_stream(sys.stderr),
                 say=say,
                 warn=warn,
@@ -106,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
             mirrored=args.mirrored,
             commit=args.commit,
             title="Daily new tags",
+            settings=args.settings,
         )
         report_not_done(cancel, report.not_done)
         return cancel.status(status)

@@ -8,7 +8,7 @@ import sys
 from bot.commands._options import add_config_options, config_from_args
 from bot.errors import InvalidReference, MappingError
 from bot.reference import parse_reference
-from bot.rules import Mapper
+from bot.targets import mapper_for
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    mapper = Mapper(config_from_args(args, needs_target="map"))
+    mapper = mapper_for(config_from_args(args, needs_target="map"))
     status = 0
     for text in args.refs:
         try:

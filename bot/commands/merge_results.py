@@ -6,9 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from bot.commands._options import add_config_options, config_from_args
 from bot.commands._run import add_record_options
 from bot.github import actions
 from bot.recording import record
+from bot.rules import Mapper
 from bot.shard import read_results
 
 
@@ -24,6 +26,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     # Zero files is allowed here: the matrix's download step found none, which is a shard failure, not a typo.
     parser.add_argument("files", nargs="*", type=Path, metavar="FILE", help="results files of the shard jobs")
     add_record_options(parser)
+    add_config_options(parser)
     parser.set_defaults(handler=run)
 
 
@@ -36,8 +39,12 @@ NO_FILE = (
 def run(args: argparse.Namespace) -> int:
     if not args.files:
         print(f"error: {NO_FILE}", file=sys.stderr)
-        if actions.in_actions():
+        if args.settings.in_actions:
             print(actions.annotation("error", NO_FILE))
         return 1
-    results = [read_results(path) for path in args.files]
-    return record(results, mirrored=args.mirrored, commit=args.commit, title="Merged shard results")
+    # Each row is checked like any input: the rules of this config decide what may be recorded.
+    mapper = Mapper(config_from_args(args))
+    results = [read_results(path, mapper) for path in args.files]
+    return record(
+        results, mirrored=args.mirrored, commit=args.commit, title="Merged shard results", settings=args.settings
+    )

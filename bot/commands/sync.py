@@ -8,17 +8,16 @@ from pathlib import Path
 
 from bot.cancel import cancellation, report_not_done
 from bot.collisions import PathClaims
+from bot.commands._options import client_options, platforms_from_args, referrer_policy
 from bot.commands._run import add_run_options, run_config
 from bot.errors import UsageError
 from bot.github import actions
 from bot.lists import REQUIRED_LIST, Entry, ListKind, MirroredIndex, read_list
 from bot.recording import RunLog, finish
-from bot.registry.factory import platforms_from_args, referrer_policy
 from bot.registry.progress import Progress
-from bot.rules import Mapper
 from bot.shard import ALL
-from bot.sync import SyncReport, pending, sync
-from bot.targets.ecr import open_target_client
+from bot.sync import SyncReport, copy_limits, pending, sync
+from bot.targets import mapper_for, open_target
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -52,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     config = run_config(args)
-    mapper = Mapper(config)
+    mapper = mapper_for(config)
     platforms = platforms_from_args(args)
     shard = args.shard or ALL
     status = 0
@@ -72,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     mirrored = MirroredIndex(() if args.all else recorded_entries)
     progress = Progress.for_stream(sys.stderr)
     with cancellation() as cancel:
-        with open_target_client(args, config) as target:
+        with open_target(config, client_options(args), mask=args.settings.in_actions) as target:
             refs = [entry.ref for entry in entries]
             copy, unchanged = pending(refs, mirrored, mapper, target.client, args.concurrency, cancel=cancel.event)
             report = sync(
@@ -84,9 +83,11 @@ def run(args: argparse.Namespace) -> int:
                 concurrency=args.concurrency,
                 progress=progress,
                 prepare=target.prepare,
+                mount_policy=target.mount_policy,
                 cancel=cancel.event,
                 claims=PathClaims(recorded_entries, mapper),
                 referrers=referrer_policy(args, config),
+                limits=copy_limits(config.limits.max_image_bytes),
             )
             combined = SyncReport((*unchanged, *report.results), report.dry_run)
             for result in combined.results:
@@ -101,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
             mirrored=args.mirrored,
             commit=args.commit,
             title="Sync",
+            settings=args.settings,
         )
         report_not_done(cancel, [str(result.source) for result in combined.cancelled])
         return cancel.status(1 if recorded or status or not combined.ok else 0)

@@ -14,7 +14,6 @@ text clipped), and the other channels hold what fits and say how much they left 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -29,7 +28,8 @@ from bot.github import actions
 from bot.lists import DAILY_LIST, MIRRORED_LIST, REQUIRED_LIST, ListKind, MirroredIndex, read_list
 from bot.reference import Reference
 from bot.report.comment import MARKER, Summary, render_comment, render_summary
-from bot.rules import Mapper
+from bot.settings import Settings
+from bot.targets import mapper_for, registry_credentials
 from bot.units import plural
 from bot.validate import (
     DEFAULT_WORKERS,
@@ -131,11 +131,11 @@ def run(args: argparse.Namespace) -> int:
     from bot.github.pull_request import DEFAULT_API_URL, PullRequestEvent, PullRequestFiles, connect
     from bot.registry.factory import build_client
 
-    environ = os.environ
+    settings: Settings = args.settings
     config = config_from_args(args)
     if args.workers < 1:
         raise ConfigError("--workers must be 1 or more")
-    token = environ.get("GITHUB_TOKEN", "")
+    token = settings.github_token
     if not token:
         raise ConfigError(
             "validate-pr needs GITHUB_TOKEN (the action passes its github-token input); the workflow needs "
@@ -144,21 +144,23 @@ def run(args: argparse.Namespace) -> int:
     if args.repository and args.pull:
         repository, number = args.repository, args.pull
     else:
-        event = PullRequestEvent.from_environment(environ)
+        event = PullRequestEvent.from_settings(settings)
         repository, number = args.repository or event.repository, args.pull or event.number
 
     paths: list[str] = args.lists or list(LIST_PATHS)
     try:
-        pull = PullRequestFiles(connect(environ.get("GITHUB_API_URL") or DEFAULT_API_URL, token), repository, number)
+        pull = PullRequestFiles(connect(settings.github_api_url or DEFAULT_API_URL, token), repository, number)
         changes = pull.list_changes([*paths, CONFIG_PATH])
     except GitHubError as exc:
-        return _unread(exc, config.limits)
+        return _unread(exc, config.limits, settings)
     config_changed = any(change.path == CONFIG_PATH for change in changes)
     changes = [change for change in changes if change.path != CONFIG_PATH]
 
     mirrored = read_list(args.mirrored, ListKind.MIRRORED, missing_ok=True)
-    mapper = Mapper(config)
-    with build_client(config, concurrency=args.workers) as client:
+    mapper = mapper_for(config)
+    # Private ECR sources get a token minted with ecr.sources' credentials (a read-only role is enough).
+    credentials = registry_credentials(config, settings.registry_environ, mask=settings.in_actions)
+    with build_client(config, credentials=credentials, concurrency=args.workers) as client:
         upstream = RegistryUpstream(client)
         try:
             result = validate_changes(
@@ -182,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
         )
         result = replace(result, issues=(*result.issues, note))
 
-    summary = report(result, paths[0])
+    summary = report(result, paths[0], settings)
     comment_url = ""
     body = render_comment(result, head_sha=pull.head_sha, summary_rows=summary.rows)
     if args.dry_run:
@@ -192,23 +194,23 @@ def run(args: argparse.Namespace) -> int:
             # A push that adds no line only updates an earlier comment; it does not start one.
             comment_url = pull.upsert_comment(body, MARKER, create=bool(result.lines or result.issues))
         except GitHubError as exc:
-            _outputs(result, "")
-            _error(exc)
+            _outputs(result, "", settings)
+            _error(exc, settings)
             return 1
-    _outputs(result, comment_url)
+    _outputs(result, comment_url, settings)
     if comment_url:
         print(actions.safe_line(f"comment: {comment_url}"))
     return 0 if result.ok else 1
 
 
-def report(result: ValidationResult, default_file: str) -> Summary:
+def report(result: ValidationResult, default_file: str, settings: Settings) -> Summary:
     """The log, annotations and the job summary; returns the summary (the comment says what it holds).
 
     The log gets one line per added line and one per problem, always, so it is the complete record. In
     Actions the first problems of each level are also annotations on their lines (GitHub shows no more), and
     one notice says how many more are only in the log.
     """
-    in_actions = actions.in_actions()
+    in_actions = settings.in_actions
     budget = actions.AnnotationBudget()
     # Problems of the pull request as a whole (limits, refused files) are few and say the most: first.
     for issue in result.issues:
@@ -228,7 +230,7 @@ def report(result: ValidationResult, default_file: str) -> Summary:
     status = "ok" if result.ok else plural(result.error_count, "error")
     print(f"validate-pr: {plural(len(result.lines), 'added line')} checked: {status}", file=sys.stderr)
     summary = render_summary(result)
-    actions.append_summary(summary.markdown)
+    actions.append_summary(summary.markdown, settings)
     return summary
 
 
@@ -245,21 +247,21 @@ def _problem(issue: Issue, file: str, line: LineResult | None, budget: actions.A
             print(actions.annotation(level, text, file=file, line=line.line, col=issue.col))
 
 
-def _unread(exc: GitHubError, limits: Limits) -> int:
+def _unread(exc: GitHubError, limits: Limits, settings: Settings) -> int:
     """The pull request could not be read: say so in the summary, the outputs and one line on stderr."""
     result = ValidationResult((), (Issue(exc.message, "run the check again once GitHub answers"),), limits)
-    actions.append_summary(render_summary(result).markdown)
-    _outputs(result, "")
-    _error(exc)
+    actions.append_summary(render_summary(result).markdown, settings)
+    _outputs(result, "", settings)
+    _error(exc, settings)
     return 1
 
 
-def _error(exc: GitHubError) -> None:
-    if actions.in_actions():
+def _error(exc: GitHubError, settings: Settings) -> None:
+    if settings.in_actions:
         print(actions.annotation("error", exc.message))
     print(actions.safe_line(f"error: {exc}"), file=sys.stderr)
 
 
-def _outputs(result: ValidationResult, comment_url: str) -> None:
-    actions.set_output("result", result_output(result))
-    actions.set_output("comment-url", comment_url)
+def _outputs(result: ValidationResult, comment_url: str, settings: Settings) -> None:
+    actions.set_output("result", result_output(result), settings)
+    actions.set_output("comment-url", comment_url, settings)

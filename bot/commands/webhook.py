@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import threading
 import time
 from pathlib import Path
 from types import FrameType
 
-from bot.commands._options import CONFIG_ENV, config_from_args
+from bot.commands._options import config_from_args
 from bot.config import find_config
 from bot.errors import UsageError, WebhookError
 from bot.lists import MIRRORED_LIST
@@ -58,10 +57,10 @@ def run(args: argparse.Namespace) -> int:
     config_from_args(args, needs_target="webhook")
     sources = Sources(
         mirrored=args.mirrored,
-        config=find_config(args.config, os.environ.get(CONFIG_ENV)),
+        config=find_config(args.config, args.settings.config_path or None),
         registry=args.registry,
         mode=args.mode,
-        namespace=os.environ.get("POD_NAMESPACE") or None,
+        namespace=args.settings.pod_namespace or None,
     )
 
     settings = Watched("settings", sources.paths, lambda: load_settings(sources), log)

@@ -9,20 +9,14 @@ lose a leading ``::`` and every ``##[``.
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 from collections import Counter
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
 from bot.redact import redact
-
-
-def in_actions(environ: Mapping[str, str] | None = None) -> bool:
-    environ = os.environ if environ is None else environ
-    return environ.get("GITHUB_ACTIONS") == "true"
+from bot.settings import Settings
 
 
 def escape_data(value: str) -> str:
@@ -115,10 +109,9 @@ def mask(value: str, stream: TextIO) -> None:
         stream.flush()
 
 
-def set_output(name: str, value: str, environ: Mapping[str, str] | None = None) -> None:
+def set_output(name: str, value: str, settings: Settings) -> None:
     """Write a step output to ``GITHUB_OUTPUT`` with a random delimiter (values may span lines)."""
-    environ = os.environ if environ is None else environ
-    path = environ.get("GITHUB_OUTPUT")
+    path = settings.output_path
     if not path:
         return
     delimiter = f"ghadelimiter_{secrets.token_hex(16)}"
@@ -126,10 +119,9 @@ def set_output(name: str, value: str, environ: Mapping[str, str] | None = None) 
         handle.write(f"{name}<<{delimiter}\n{redact(value)}\n{delimiter}\n")
 
 
-def append_summary(markdown: str, environ: Mapping[str, str] | None = None) -> None:
+def append_summary(markdown: str, settings: Settings) -> None:
     """Append markdown to the job summary (``GITHUB_STEP_SUMMARY``), when there is one."""
-    environ = os.environ if environ is None else environ
-    path = environ.get("GITHUB_STEP_SUMMARY")
+    path = settings.summary_path
     if not path:
         return
     with Path(path).open("a", encoding="utf-8") as handle:

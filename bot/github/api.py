@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from bot.errors import GitHubError
+from bot.errors import BotError, GitHubError
 
 if TYPE_CHECKING:
     from github import Github, GithubException
@@ -106,12 +106,12 @@ def _network_message(exc: BaseException) -> str:
     return f"{exc.__class__.__name__}: {exc}"
 
 
-def call(what: str, operation: Callable[[], T], *, on_retry: Callable[[], object] | None = None) -> T:
+def call(what: str, operation: Callable[[], T]) -> T:
     """``operation()``, tried again while GitHub answers with a temporary error, within the policy's budget.
 
     ``what`` completes "cannot ..." in the error. A final error answer is raised as it came
     (:class:`github.GithubException`) for the caller to read; when GitHub stays unavailable, or anything else
-    fails, the result is a :class:`~bot.errors.GitHubError`. ``on_retry`` runs before every further try.
+    fails, the result is a :class:`~bot.errors.GitHubError`.
     """
     policy = POLICY
     started = time.monotonic()
@@ -120,6 +120,8 @@ def call(what: str, operation: Callable[[], T], *, on_retry: Callable[[], object
         tries += 1
         try:
             return operation()
+        except BotError:
+            raise  # already said in words (a nested call that gave up, a file too large)
         except Exception as exc:
             wait = _temporary(exc, policy, tries)
             if wait is None:
@@ -130,8 +132,6 @@ def call(what: str, operation: Callable[[], T], *, on_retry: Callable[[], object
             if elapsed + wait > policy.budget:
                 raise GitHubError(_gave_up(what, exc, wait, elapsed, tries)) from exc
         time.sleep(wait)
-        if on_retry is not None:
-            on_retry()
 
 
 def ask(what: str, operation: Callable[[], T], hint: str = "") -> T:

@@ -17,10 +17,9 @@ starts the sync workflow again: its message carries ``[skip ci]``.
 
 from __future__ import annotations
 
-import os
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -29,6 +28,7 @@ from bot.errors import GitHubError
 from bot.github.api import DEFAULT_API_URL, ask, call, connect
 from bot.github.api import message as github_message
 from bot.github.contents import read_file
+from bot.settings import Settings
 
 if TYPE_CHECKING:
     from github import GithubException
@@ -65,17 +65,16 @@ class CommitOutcome:
         return f"{self.branch} is protected: opened a pull request with the change to {path}: {self.url}"
 
 
-def repository_from_environment(environ: Mapping[str, str] | None = None) -> Repository:
+def workflow_repository(settings: Settings) -> Repository:
     """The repository of the running workflow: ``GITHUB_REPOSITORY``, ``GITHUB_TOKEN``, ``GITHUB_API_URL``."""
-    environ = os.environ if environ is None else environ
-    name = environ.get("GITHUB_REPOSITORY")
-    token = environ.get("GITHUB_TOKEN")
+    name = settings.github_repository
+    token = settings.github_token
     if not name or not token:
         raise GitHubError(
             "--commit needs GITHUB_REPOSITORY and GITHUB_TOKEN in the environment; in a workflow pass "
             "'GITHUB_TOKEN: ${{ github.token }}' through env: and grant 'permissions: contents: write'"
         )
-    github = connect(environ.get("GITHUB_API_URL") or DEFAULT_API_URL, token)
+    github = connect(settings.github_api_url or DEFAULT_API_URL, token)
     return ask(f"open repository {name}", lambda: github.get_repo(name))
 
 

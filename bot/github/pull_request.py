@@ -7,8 +7,7 @@ head and base commits and are handed to the validation as bytes.
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING
 from bot.errors import ConfigError, GitHubError, ListFileError
 from bot.github.api import DEFAULT_API_URL, ask, call, connect, message
 from bot.github.contents import read_file
+from bot.settings import Settings
 from bot.validate import ListChange
 
 if TYPE_CHECKING:
@@ -38,10 +38,9 @@ class PullRequestEvent:
     number: int
 
     @classmethod
-    def from_environment(cls, environ: Mapping[str, str] | None = None) -> PullRequestEvent:
-        environ = os.environ if environ is None else environ
-        repository = environ.get("GITHUB_REPOSITORY", "")
-        path = environ.get("GITHUB_EVENT_PATH", "")
+    def from_settings(cls, settings: Settings) -> PullRequestEvent:
+        repository = settings.github_repository
+        path = settings.event_path
         if not repository or not path:
             raise ConfigError(
                 "validate-pr runs in a pull_request_target workflow: GITHUB_REPOSITORY and GITHUB_EVENT_PATH "

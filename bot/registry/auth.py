@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
 import re
 import threading
 import time
@@ -19,11 +18,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.errors import ConfigError
+from bot.errors import ConfigError, RegistryError
 from bot.redact import remember, remember_login
 from bot.reference import DOCKER_HUB, fold_host
+from bot.settings import REGISTRY_AUTH_PREFIX
 
-ENV_PREFIX = "MIRROR_AUTH_"
+ENV_PREFIX = REGISTRY_AUTH_PREFIX
 # Docker's own tools store Docker Hub credentials under this key.
 _DOCKER_HUB_KEYS = ("https://index.docker.io/v1/", "index.docker.io", "registry-1.docker.io", "docker.io")
 
@@ -76,10 +76,19 @@ class Credentials:
         with self._lock:
             return frozenset(self._logins)
 
+    def close(self) -> None:
+        """Release what minting logins holds (nothing for fixed logins)."""
+
+    def renew(self, host: str, refused: str | None, denied: RegistryError) -> bool:
+        """After ``host`` answered 403 (``denied``) to the ``refused`` Authorization header: renew the login if
+        the answer says it expired; True when a retry with :meth:`get` may succeed. Fixed logins never expire;
+        registries that mint short-lived passwords (ECR) override this."""
+        return False
+
     @classmethod
     def from_environment(
         cls,
-        environ: Mapping[str, str] | None = None,
+        environ: Mapping[str, str],
         *,
         docker_config: Path | None = None,
         hosts: Iterable[str] = (),
@@ -87,7 +96,6 @@ class Credentials:
         """Read ``docker_config`` (default: ``$DOCKER_CONFIG/config.json`` or ``~/.docker/config.json`` when
         it exists), then ``MIRROR_AUTH_<HOST>_USERNAME``/``_PASSWORD`` for every host seen in the
         environment or listed in ``hosts``."""
-        environ = os.environ if environ is None else environ
         store = cls()
         path = docker_config
         if path is None:

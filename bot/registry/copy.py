@@ -8,6 +8,11 @@ Per blob and target repository: known present in this run -> nothing; ``HEAD`` s
 already put in another repository of the same target registry in this run -> mounted; being uploaded right
 now by another image -> wait for it, then mount; otherwise streamed from the source straight into the upload,
 its sha256 and size checked on the way.
+
+Registries that mount only what a manifest of the source repository references (ECR, with its opt-in
+registry setting) get ``mount_policy="referenced"``: a blob is mounted only from a repository where this run
+already pushed a manifest that references it, nobody waits for another image's upload to finish, and after
+the registry refuses one mount (the setting is off) the rest of the run uploads without asking.
 """
 
 from __future__ import annotations
@@ -15,19 +20,20 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from bot.errors import BotError, Cancelled, CopyError, NotFound, RegistryError
+from bot.errors import BotError, Cancelled, CopyError, Deferred, Failure, NotFound, RegistryError
 from bot.reference import Reference, format_reference, parse_reference
 from bot.registry.artifacts import IMAGE, manifest_kind
 from bot.registry.client import RegistryClient
 from bot.registry.models import (
     IMAGE_TYPES,
+    MOUNT_ANY,
+    MOUNT_REFERENCED,
     Descriptor,
     Manifest,
     Platform,
@@ -41,6 +47,7 @@ from bot.registry.streams import StreamLimits
 from bot.registry.transfer import TransferSettings
 from bot.registry.transport import gave_up
 from bot.rules import Target
+from bot.units import binary_size
 
 if TYPE_CHECKING:
     from bot.registry.referrers import AttachedReport
@@ -113,15 +120,51 @@ class CopyResult:
         return self.source_digest == self.target_digest
 
 
+class CopyLimits:
+    """Limits checked once an image's blobs are known and before any of them moves (thread-safe).
+
+    ``max_image_bytes``: an image whose config and layers add up to more is refused (a tag re-pushed as a
+    bigger image after it was approved). ``run_bytes``: what the whole run may copy; an image that would go
+    over it is :class:`~bot.errors.Deferred` to the next run.
+    """
+
+    def __init__(self, max_image_bytes: int | None = None, run_bytes: int | None = None) -> None:
+        self.max_image_bytes = max_image_bytes
+        self.run_bytes = run_bytes
+        self.taken = 0
+        self.deferred = 0
+        self._lock = threading.Lock()
+
+    def admit(self, image: object, size: int) -> None:
+        if self.max_image_bytes is not None and size > self.max_image_bytes:
+            raise CopyError(
+                f"{image}: the image is {binary_size(size)} compressed, over the limit of "
+                f"{binary_size(self.max_image_bytes)} per image (limits.max_image_bytes); nothing was copied"
+            )
+        if self.run_bytes is None:
+            return
+        with self._lock:
+            if self.taken + size > self.run_bytes:
+                self.deferred += 1
+                raise Deferred(
+                    f"{image}: deferred to the next run: this run's cap of {binary_size(self.run_bytes)} "
+                    "(daily.max_bytes_per_run) is reached"
+                )
+            self.taken += size
+
+
 @dataclass(frozen=True, slots=True)
 class CopyOutcome:
-    """One image of a batch: ``result`` when it worked, else ``error`` (a message for people)."""
+    """One image of a batch: ``result`` when it worked, else ``error`` (a message for people) and ``failure``
+    (the same as data: kind, status, method, registry, path)."""
 
     source: ImageLocation
     target: ImageLocation
     result: CopyResult | None = None
     error: str | None = None
     cancelled: bool = False  # not started, or abandoned, because the run was cancelled
+    deferred: bool = False  # left for the next run: the run's byte cap is reached
+    failure: Failure | None = None
 
     @property
     def ok(self) -> bool:
@@ -191,15 +234,18 @@ class Copier:
         concurrency: int = 4,
         progress: Progress | None = None,
         dry_run: bool = False,
-        max_attempts: int = 5,
         prepare: Callable[[ImageLocation], None] | None = None,
         cancel: threading.Event | None = None,
         cancel_grace: float = 2.0,
         transfer: TransferSettings | None = None,
         attach: AttachHook | None = None,
+        mount_policy: str = MOUNT_ANY,
+        limits: CopyLimits | None = None,
     ) -> None:
         self.client = client
+        self.limits = limits or CopyLimits()
         self.attach = attach
+        self.mount_policy = mount_policy
         self.transfer = transfer or client.transfer
         self._part_buffer = new_buffer(self.transfer)
         self.downloads = DownloadStats()  # body bytes the sources sent, resumes and restarts, run-wide
@@ -209,7 +255,6 @@ class Copier:
         self.concurrency = max(1, concurrency)
         self.progress = progress or Progress()
         self.dry_run = dry_run
-        self.max_attempts = max(1, max_attempts)
         # ``concurrency`` streams per source host to begin with, up to four times that while more streams
         # carry more (a long, lossy link: see bot.registry.streams); more threads than that, because a worker
         # may wait for a layer another image is uploading (to mount it next) and must not hold up a transfer.
@@ -230,6 +275,10 @@ class Copier:
         self._blob_locks: dict[tuple[str, str, str], threading.Lock] = {}
         # (target host, repository, digest) of manifests pushed in this run
         self._pushed: set[tuple[str, str, str]] = set()
+        # (target host, blob digest) -> repositories where a manifest pushed in this run references the blob
+        self._referenced: dict[tuple[str, str], set[str]] = {}
+        # target hosts that refused a mount under the "referenced" policy: the rest of the run uploads
+        self._mounts_refused: set[str] = set()
 
     def close(self) -> None:
         # A cancelled run does not wait for a transfer stuck in a socket read: the process is about to exit.
@@ -273,9 +322,11 @@ class Copier:
             try:
                 return CopyOutcome(src, dst, self.copy(src, dst, platforms))
             except Cancelled as exc:
-                return CopyOutcome(src, dst, error=str(exc), cancelled=True)
+                return CopyOutcome(src, dst, error=str(exc), cancelled=True, failure=Failure.of(exc))
+            except Deferred as exc:
+                return CopyOutcome(src, dst, error=str(exc), deferred=True)
             except BotError as exc:
-                return CopyOutcome(src, dst, error=str(exc))
+                return CopyOutcome(src, dst, error=str(exc), failure=Failure.of(exc))
             finally:
                 self.progress.image_done()
 
@@ -336,6 +387,7 @@ class Copier:
             self._prepare(dst)
         top = self.client.get_manifest(src.host, src.repository, source_digest)
         plan = self._plan(src, dst, top, platforms)
+        self.limits.admit(src, sum(blob.size for blob in plan.blobs.values()))  # before any blob moves
         final = plan.manifests[-1]
         if dst.digest is not None and dst.digest != final.digest:
             # The registry would refuse the manifest only after every blob had moved: say so now.
@@ -391,16 +443,20 @@ class Copier:
             digest = self._put_manifest_racing(dst, reference, manifest)
             with self._lock:
                 self._pushed.add(pushed)
+                if not manifest.is_index:
+                    for blob in manifest.blobs():
+                        self._referenced.setdefault((dst.host, blob.digest), set()).add(dst.repository)
             return digest
 
     def _put_manifest_racing(self, dst: ImageLocation, reference: str, manifest: Manifest) -> str:
         """Put the manifest; retried when another process writing the same content at the same moment made the
         registry misread it (distribution answers DIGEST_INVALID), unless the target then holds it already."""
-        for attempt in range(1, self.max_attempts + 2):
+        budget = self.client.transport.policy.settings(dst.host).max_attempts
+        for attempt in range(1, budget + 2):
             try:
                 return self.client.put_manifest(dst.host, dst.repository, reference, manifest.body, manifest.media_type)
             except RegistryError as exc:
-                if not _write_race(exc) or attempt > self.max_attempts:
+                if not _write_race(exc) or attempt > budget:
                     raise
             _race_pause(attempt)
             found = self.client.head_manifest(dst.host, dst.repository, reference)
@@ -491,12 +547,14 @@ class Copier:
         self, src: ImageLocation, dst: ImageLocation, blob: Descriptor, counters: _Counters
     ) -> None:
         key = (dst.host, blob.digest)
+        referenced = self.mount_policy == MOUNT_REFERENCED
         for _ in range(1000):
             self._check_cancel(blob.digest)
             with self._lock:
                 repos = self._present.get(key, set())
-                mount_from = min(repos) if repos else None
-                waiting = self._inflight.get(key)
+                sources = self._mount_sources(key, repos, dst.repository)
+                mount_from = min(sources) if sources else None
+                waiting = None if referenced else self._inflight.get(key)
             if dst.repository in repos:
                 self._done_without_transfer(blob, counters, "skipped")
                 return
@@ -504,7 +562,13 @@ class Copier:
                 upload_url = self._mount(dst, blob, mount_from, counters)
                 if upload_url is not None:
                     # Refused (the registry may not allow mounts across these repositories): upload instead.
+                    if referenced:
+                        with self._lock:
+                            self._mounts_refused.add(dst.host)
                     self._transfer(src, dst, blob, counters, upload_url or None)
+                return
+            if referenced:
+                self._upload_unless_present(src, dst, blob, counters)
                 return
             if waiting is not None:
                 waiting.wait()
@@ -533,6 +597,26 @@ class Copier:
             return
         raise CopyError(f"{blob.digest}: gave up waiting for a concurrent transfer")
 
+    def _mount_sources(self, key: tuple[str, str], present: set[str], repository: str) -> set[str]:
+        """Repositories the blob may be mounted from (caller holds the lock)."""
+        if self.mount_policy == MOUNT_ANY:
+            return present
+        if self.mount_policy != MOUNT_REFERENCED or key[0] in self._mounts_refused:
+            return set()
+        return self._referenced.get(key, set()) - {repository}
+
+    def _upload_unless_present(
+        self, src: ImageLocation, dst: ImageLocation, blob: Descriptor, counters: _Counters
+    ) -> None:
+        """HEAD, then upload: the path of a blob no mount can bring (each target repository gets its own)."""
+        if self.client.head_blob(dst.host, dst.repository, blob.digest) is not None:
+            self._mark_present((dst.host, blob.digest), dst.repository)
+            self._done_without_transfer(blob, counters, "skipped")
+        elif self.dry_run:
+            counters.add("copied", blob.size)
+        else:
+            self._transfer(src, dst, blob, counters)
+
     def _now_at_target(self, dst: ImageLocation, blob: Descriptor) -> bool:
         """Does the target hold the blob after a failed try (another writer committed it, or the answer to our
         own upload was lost)? Recorded as present when it does."""
@@ -541,10 +625,10 @@ class Copier:
         self._mark_present((dst.host, blob.digest), dst.repository)
         return True
 
-    def _landed_anyway(self, dst: ImageLocation, blob: Descriptor, counters: _Counters, attempt: int) -> bool:
-        """After a failed try, back off, then ask whether the target committed the blob anyway (the answer to
-        its upload was lost on the way back); True, and counted as copied, when it did."""
-        self.client.transport.pause(attempt)
+    def _landed_anyway(self, dst: ImageLocation, blob: Descriptor, counters: _Counters, delay: float) -> bool:
+        """After a failed try, back off ``delay`` seconds, then ask whether the target committed the blob anyway
+        (the answer to its upload was lost on the way back); True, and counted as copied, when it did."""
+        self.client.transport.wait(delay)
         try:
             landed = self._now_at_target(dst, blob)
         except RegistryError:
@@ -582,41 +666,44 @@ class Copier:
     ) -> None:
         """Stream the blob from the source into the target, retrying temporary failures from the start.
 
-        The source and the target each get ``max_attempts`` tries: a download that breaks off also ends the upload
-        it feeds, so with one shared budget a flaky source would use up the tries of a healthy target.
+        The source and the target each get their host's tries (:mod:`bot.registry.policy`): a download that
+        breaks off also ends the upload it feeds, so with one shared budget a flaky source would use up the tries
+        of a healthy target. A 429 counts against the throttling budget, not the failure budget.
         """
-        failures: Counter[str] = Counter()  # failed tries so far, by side
+        policy = self.client.transport.policy
+        tries = {"source": policy.host(src.host).tries(), "target": policy.host(dst.host).tries()}
+        connection_failures = 0
         while True:
             transfer = self._blob_transfer(src, dst, blob)
             try:
-                with self._stream_slot(src.host, blob):
+                with self._stream_slot(src.host, blob), policy.host(dst.host).slot():
                     transfer.run(upload_url)
             except RegistryError as exc:
                 self.progress.advance(-transfer.sent)
                 if exc.temporary:
                     self._streams.host(src.host).trouble()
                 upload_url = None  # a failed session is not reused
-                side = "target" if exc.method in _UPLOAD_METHODS else "source"
-                failures[side] += 1
-                tries = failures[side]
-                if _write_race(exc) and tries < self.max_attempts:
+                side = tries["target" if exc.method in _UPLOAD_METHODS else "source"]
+                retried = (exc.temporary or _write_race(exc)) and not isinstance(exc, NotFound)
+                delay = side.retry(throttled=exc.status == 429) if retried else None
+                if delay is None:
+                    gave_up(exc, side.count)
+                    raise
+                if _write_race(exc):
                     # Another process committed the same blob at the same moment: it may be there now.
-                    _race_pause(tries)
+                    _race_pause(side.count)
                     if self._now_at_target(dst, blob):
                         self._done_without_transfer(blob, counters, "skipped")
                         return
                     continue
-                if not exc.temporary or tries == self.max_attempts or isinstance(exc, NotFound):
-                    gave_up(exc, tries)
-                    raise
-                if self._landed_anyway(dst, blob, counters, min(failures.total(), self.max_attempts)):
+                if self._landed_anyway(dst, blob, counters, delay):
                     return
                 continue
             except OSError as exc:
                 self.progress.advance(-transfer.sent)
                 upload_url = None
-                failures["connection"] += 1
-                if failures["connection"] == self.max_attempts:
+                connection_failures += 1
+                if connection_failures == policy.settings(dst.host).max_attempts:
                     raise CopyError(f"{blob.digest}: the transfer broke off: {exc}") from exc
                 continue
             self._mark_present((dst.host, blob.digest), dst.repository)
@@ -626,6 +713,7 @@ class Copier:
     def _blob_transfer(self, src: ImageLocation, dst: ImageLocation, blob: Descriptor) -> BlobTransfer:
         """One try of a blob's transfer (it resumes on either side by itself; see :mod:`bot.registry.resume`)."""
 
+        policy = self.client.transport.policy
         streams = self._streams.host(src.host)
 
         def on_chunk(size: int) -> None:
@@ -640,7 +728,7 @@ class Copier:
             (dst.host, dst.repository),
             blob,
             settings=self.transfer,
-            attempts=self.max_attempts,
+            attempts=max(policy.settings(src.host).max_attempts, policy.settings(dst.host).max_attempts),
             buffer=self._part_buffer,
             on_chunk=on_chunk,
             stats=self.downloads,

@@ -38,6 +38,12 @@ FOREIGN_LAYER_TYPES = frozenset(
 
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 
+# Where the copy engine may mount a blob from instead of uploading it (a target kind says which its registry
+# honours): any repository of the target registry that holds the blob (distribution), or only one where a
+# manifest pushed in this run references it (ECR).
+MOUNT_ANY = "any"
+MOUNT_REFERENCED = "referenced"
+
 
 def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
-from bot.errors import BotError, CopyError, NotFound
+from bot.errors import BotError, Cancelled, CopyError, NotFound
 from bot.reference import is_digest
 from bot.registry.artifacts import (
     COSIGN_TAGS,
@@ -265,16 +265,34 @@ class Referrers:
     def attach(self, copier: Copier, src: ImageLocation, dst: ImageLocation, result: CopyResult) -> CopyResult:
         """Carry what refers to the copied image (its index and each platform manifest) to the target."""
         client = copier.client
-        top = client.get_manifest(dst.host, dst.repository, result.target_digest)
+        run = _Run(copier, src, dst)
+        try:
+            top = client.get_manifest(dst.host, dst.repository, result.target_digest)
+        except Cancelled:
+            raise
+        except BotError as exc:  # the image is there (it was read back or just pushed): report, do not fail it
+            why = f"reading the copied manifest back to look for artifacts failed: {exc}"
+            report = AttachedReport(
+                IMAGE, (Attached(result.target_digest, "artifact", result.target_digest, None, why),)
+            )
+            return self._checked(src, replace(result, attached=report))
+        # The source's own digest when the copy kept it; a platform filter that picked one platform keeps that
+        # platform manifest's digest.
         subjects = [result.source_digest] if result.digest_exact else []
+        if not result.digest_exact and not top.is_index:
+            subjects.append(result.target_digest)
         # BuildKit's attestation manifests (platform unknown/unknown) are children of the index already.
         subjects += [
             child.digest for child in top.children() if child.platform is None or not child.platform.is_unknown
         ]
-        run = _Run(copier, src, dst)
         if self.policy.copy:
             list(self._subjects.map(lambda subject: self._carry(run, subject, 1), subjects))
-        report = AttachedReport(manifest_kind(top), tuple(run.items))
+        return self._checked(src, replace(result, attached=AttachedReport(manifest_kind(top), tuple(run.items))))
+
+    def _checked(self, src: ImageLocation, result: CopyResult) -> CopyResult:
+        """``result``, unless a ``require_signature`` pattern covers the image and no signature arrived."""
+        report = result.attached
+        assert report is not None
         pattern = self.policy.signature_required(f"{src.host}/{src.repository}")
         if pattern is not None and not report.signed:
             why = "; ".join(
@@ -286,13 +304,15 @@ class Referrers:
                 + "; ask the image's publishers to sign it, or remove the pattern from require_signature in "
                 "mirror/config.yml"
             )
-        return replace(result, attached=report)
+        return result
 
     def _carry(self, run: _Run, subject: str, depth: int) -> None:
         copier, src, dst = run.copier, run.src, run.dst
         client = copier.client
         try:
             found = self.discover(client, src.host, src.repository, subject)
+        except Cancelled:
+            raise
         except BotError as exc:
             run.add(Attached(subject, "artifact", subject, None, f"looking for artifacts failed: {exc}"))
             return
@@ -302,6 +322,8 @@ class Referrers:
                 continue
             try:
                 pushed = self._copy_one(copier, src, dst, item)
+            except Cancelled:
+                raise
             except BotError as exc:
                 run.add(Attached(item.digest, item.kind, subject, item.tag, str(exc)))
                 continue
@@ -318,6 +340,8 @@ class Referrers:
         if listed:
             try:
                 self._index_at_target(client, dst, subject, listed)
+            except Cancelled:
+                raise
             except BotError as exc:
                 failed = {item.digest for item in listed}
                 why = f"the referrers index at the target could not be updated: {exc}"

@@ -8,6 +8,7 @@ that copied the images lists every one of them.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 OK = "copied"
 UNCHANGED = "already mirrored"
 FAILED = "failed"
+DEFERRED = "deferred"
 # The bounds of every job summary the bot writes (this one and validate-pr's): well under GitHub's 1 MiB per
 # step; a table longer than MAX_ROWS helps nobody reading it (the job's log lists every row).
 MAX_SUMMARY_BYTES = 512 * 1024
@@ -99,11 +101,14 @@ def render(title: str, rows: Iterable[Row], notes: Iterable[str] = ()) -> str:
     rows = list(rows)
     copied = sum(1 for row in rows if row.result == OK)
     failed = sum(1 for row in rows if row.failed)
+    deferred = sum(1 for row in rows if row.result == DEFERRED)
     moved = sum(row.bytes_moved for row in rows)
     head = [
         f"## {escape_markdown(title)}",
         "",
-        f"{copied} copied, {len(rows) - copied - failed} unchanged, {failed} failed, {binary_size(moved)} moved.",
+        f"{copied} copied, {len(rows) - copied - failed - deferred} unchanged, {failed} failed, "
+        + (f"{deferred} deferred to the next run, " if deferred else "")
+        + f"{binary_size(moved)} moved.",
         "",
     ]
     tail = [f"- {_cell(note)}" for note in notes]
@@ -133,7 +138,9 @@ def render(title: str, rows: Iterable[Row], notes: Iterable[str] = ()) -> str:
 
 def row_for(result: ImageResult, detail: str = "", reason: str | None = None) -> Row:
     """The summary row of one image of a sync report (``reason`` overrides a failure's reason)."""
-    if not result.ok:
+    if result.deferred:
+        outcome, detail = DEFERRED, result.reason or ""
+    elif not result.ok:
         outcome, detail = FAILED, reason or result.reason or "failed"
     elif result.skipped:
         outcome = UNCHANGED
@@ -150,3 +157,50 @@ def row_for(result: ImageResult, detail: str = "", reason: str | None = None) ->
         kind=attached.kind if attached is not None else "image",
         attached=attached.describe() if attached is not None else "",
     )
+
+
+# The ``result`` output of a copying run: GitHub allows 1 MB of outputs per job (UTF-16), so at most this many
+# characters, and at most this many image rows.
+MAX_OUTPUT_ROWS = 200
+MAX_OUTPUT_CHARS = 256 * 1024
+
+
+def result_output(rows: Iterable[Row]) -> str:
+    """Compact JSON for the ``result`` output of ``sync``, ``daily`` and ``merge-results``: counts over every
+    image (what came with them too), then the first rows (image, target, result, kind, attached) that fit;
+    ``truncated`` says some were left out."""
+    rows = list(rows)
+    copied = sum(1 for row in rows if row.result == OK)
+    failed = sum(1 for row in rows if row.failed)
+
+    def render(count: int) -> str:
+        shown = [
+            {
+                "image": clip_text(row.image, MAX_CELL_CHARS),
+                "target": clip_text(row.target, MAX_CELL_CHARS),
+                "result": row.result,
+                "detail": clip_text(row.detail, MAX_CELL_CHARS),
+                "kind": row.kind,
+                "attached": row.attached,
+                "bytes_moved": row.bytes_moved,
+            }
+            for row in rows[:count]
+        ]
+        data = {
+            "ok": failed == 0,
+            "images": len(rows),
+            "copied": copied,
+            "unchanged": len(rows) - copied - failed,
+            "failed": failed,
+            "with_attached": sum(1 for row in rows if row.attached),
+            "truncated": count < len(rows),
+            "rows": shown,
+        }
+        return json.dumps(data, separators=(",", ":"))
+
+    count = min(len(rows), MAX_OUTPUT_ROWS)
+    text = render(count)
+    while count > 0 and len(text) > MAX_OUTPUT_CHARS:
+        count //= 2
+        text = render(count)
+    return text

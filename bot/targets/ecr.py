@@ -1,58 +1,80 @@
-"""AWS ECR adapter over boto3: registry login, repositories created on demand, IAM-aware errors.
+"""AWS ECR as a target (and as a source): its host names, naming rules, login, repositories, refusals.
 
-Credentials come from boto3's default chain (environment, profiles, the web-identity role that
-``aws-actions/configure-aws-credentials`` sets up); nothing here reads keys itself. The ECR API endpoint
-(``ecr.endpoint_url``) and the registry endpoint (``ecr.registry_url``) can both be pointed elsewhere, which is
-how the tests pair a local ECR control plane with a local registry.
+The ECR API endpoint (``ecr.endpoint_url``) and the registry endpoint (``ecr.registry_url``) can both be pointed
+elsewhere, which is how the tests pair a local ECR control plane with a local registry. boto3 loads only when a
+run logs in (:mod:`bot.targets.aws`); the naming rules here are pure, for the offline ``check``.
 """
 
 from __future__ import annotations
 
-import argparse
-import base64
-import binascii
-import json
 import re
-import sys
 import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, TextIO
-from urllib.parse import urlsplit
+from collections.abc import Iterable
+from dataclasses import replace
+from typing import TYPE_CHECKING, TextIO
 
-from botocore.exceptions import (  # type: ignore[import-untyped]
-    BotoCoreError,
-    ClientError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    NoRegionError,
-)
-
-from bot.config import Config, EcrConfig
-from bot.errors import AwsError
-from bot.github import actions
-from bot.redact import remember
+from bot.config import Config, EcrConfig, EcrSourceConfig
+from bot.errors import FAILURE_DENIED, FAILURE_UNAUTHORIZED, AwsError, CopyError, Failure, RegistryError
 from bot.registry.auth import Credentials, Login, normalize_host
-from bot.registry.client import RegistryClient
+from bot.registry.models import MOUNT_REFERENCED
 from bot.rules import Target
+from bot.targets.base import NameProblem, TargetSession
+from bot.targets.oci import tag_problem
 
 if TYPE_CHECKING:
-    from mypy_boto3_ecr import ECRClient
+    from bot.registry.client import RegistryClient
+    from bot.registry.factory import ClientOptions
+    from bot.registry.policy import HostSettings
+    from bot.targets.aws import Ecr, EcrLocation
 
+# Registry hosts: ACCOUNT.dkr.ecr[-fips].REGION.amazonaws.com[.cn], and the dual-stack (IPv4 and IPv6)
+# ACCOUNT.dkr-ecr.REGION.on.aws (https://docs.aws.amazon.com/AmazonECR/latest/userguide/ecr-requests.html).
 _ECR_HOST = re.compile(
-    r"(?P<account>[0-9]{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z]{2}(?:-[a-z]+)+-[0-9]+)\.amazonaws\.com(?P<cn>\.cn)?"
+    r"(?P<account>[0-9]{12})\.(?:dkr\.ecr(?:-fips)?\.(?P<region>[a-z]{2}(?:-[a-z]+)+-[0-9]+)\.amazonaws\.com(?:\.cn)?"
+    r"|dkr-ecr\.(?P<dual>[a-z]{2}(?:-[a-z]+)+-[0-9]+)\.on\.aws)"
 )
 
-# Pull access that the original service granted to everyone on every repository.
-PUBLIC_READ_ACTIONS = ("ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer")
+# CreateRepository: "Length Constraints: Minimum length of 2. Maximum length of 256." and the pattern below
+# (https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_CreateRepository.html). The distribution
+# grammar also allows "__", "--" and runs of separators, which ECR refuses with InvalidParameterException.
+REPOSITORY_PATTERN = re.compile(r"(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*")
+REPOSITORY_MIN, REPOSITORY_MAX = 2, 256
+# ImageIdentifier.imageTag allows 300 characters
+# (https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_ImageIdentifier.html), but tags reach ECR
+# through its registry API, which takes OCI tags: at most 128.
+TAG_MAX = 128
 
-# Tokens live 12 hours; one is replaced this long before it expires.
-REFRESH_MARGIN_SECONDS = 15 * 60
-# ... but never more often than this, so a token that is already expired when handed out (as a local ECR
-# emulator does) cannot make every request fetch a new one.
-MIN_REFRESH_INTERVAL_SECONDS = 10 * 60
+# The default rate quotas of a private ECR registry, requests per second per API, per account and Region
+# (https://docs.aws.amazon.com/AmazonECR/latest/userguide/service-quotas.html), by the operation of the request
+# policy (bot/registry/policy.py) each API serves. The bot never goes above them; when other clients share the
+# quota, or an account's quotas are lower (earlier versions of that page list 200/s for BatchCheckLayerAvailability
+# and 10/s for InitiateLayerUpload and CompleteLayerUpload), its 429 answers slow the bot down further.
+QUOTA_RATES: dict[str, float] = {
+    "manifest-read": 2000.0,  # BatchGetImage
+    "manifest-write": 10.0,  # PutImage
+    "blob-check": 1000.0,  # BatchCheckLayerAvailability
+    "blob-read": 3000.0,  # GetDownloadUrlForLayer
+    "upload-start": 100.0,  # InitiateLayerUpload
+    "upload-part": 500.0,  # UploadLayerPart
+    "upload-complete": 100.0,  # CompleteLayerUpload
+}
+
+# What ECR's registry answers for an expired token (403, not 401), as its troubleshooting page quotes it
+# (https://docs.aws.amazon.com/AmazonECR/latest/userguide/common-errors-docker.html#error-403).
+EXPIRED_PHRASE = "authorization token has expired"
+
+# Settings of the ECR registries the bot only reads from (it never creates repositories there).
+_SOURCE_SETTINGS = EcrConfig()
+
+# The IAM actions a private ECR source needs from the identity that reads it.
+SOURCE_READ_ACTIONS = ("ecr:GetAuthorizationToken", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer")
+
+
+def request_defaults(hosts: Iterable[str]) -> dict[str, HostSettings]:
+    """The request policy each ECR registry among ``hosts`` starts from: its documented rate quotas."""
+    from bot.registry.policy import HostSettings
+
+    return {host: HostSettings(rates=QUOTA_RATES) for host in hosts if parse_registry_host(host) is not None}
 
 
 def registry_host(account: str, region: str) -> str:
@@ -63,10 +85,19 @@ def registry_host(account: str, region: str) -> str:
 
 def parse_registry_host(host: str) -> tuple[str, str] | None:
     """``(account, region)`` of an ECR registry host, or ``None`` when ``host`` is not one."""
-    match = _ECR_HOST.fullmatch(host.lower())
+    match = _ECR_HOST.fullmatch(normalize_host(host).split(":", 1)[0])
     if match is None:
         return None
-    return match["account"], match["region"]
+    return match["account"], match["region"] or match["dual"]
+
+
+def partition(region: str) -> str:
+    """The AWS partition of ``region``: credentials of one cannot sign requests to another."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
 
 
 def is_ecr_target(config: Config) -> bool:
@@ -77,252 +108,187 @@ def is_ecr_target(config: Config) -> bool:
     return bool(ecr.registry_url or ecr.endpoint_url or ecr.registry_id)
 
 
-@dataclass(frozen=True, slots=True)
-class EcrLocation:
-    """Which account and region the target lives in, and where its registry API answers."""
-
-    account: str | None
-    region: str | None
-    registry_url: str | None  # None: use the proxy endpoint that the authorization token names
-
-
 def locate(config: Config) -> EcrLocation:
     """Account and region from ``ecr:`` settings first, else from the target registry host."""
+    from bot.targets.aws import EcrLocation
+
     parsed = parse_registry_host(config.target_registry)
     account = config.ecr.registry_id or (parsed[0] if parsed else None)
     region = config.ecr.region or (parsed[1] if parsed else None)
     return EcrLocation(account, region, config.ecr.registry_url)
 
 
-def make_client(config: Config) -> ECRClient:
-    """A boto3 ECR client from the default credential chain, for the target's region and endpoint."""
-    import boto3  # type: ignore[import-untyped]
-
-    location = locate(config)
-    try:
-        # A session of its own: the credential chain is read now, not taken from an earlier client.
-        session = boto3.session.Session()
-        client: ECRClient = session.client("ecr", region_name=location.region, endpoint_url=config.ecr.endpoint_url)
-    except NoRegionError as exc:
-        raise AwsError(
-            "no AWS region: set ecr.region in mirror/config.yml, use an ECR target registry host "
-            "(ACCOUNT.dkr.ecr.REGION.amazonaws.com), or set AWS_REGION"
-        ) from exc
-    return client
-
-
-@dataclass(frozen=True, slots=True)
-class RegistryLogin:
-    """Basic-auth credentials for the registry API; ``password`` never appears in a repr."""
-
-    username: str
-    password: str = field(repr=False)
-    registry_url: str
-    expires_at: float
+def repository_problem(repository: str) -> NameProblem | None:
+    """Why ECR cannot create ``repository`` (pure), or ``None``."""
+    if not REPOSITORY_MIN <= len(repository) <= REPOSITORY_MAX:
+        return NameProblem(
+            f"ECR repository name length ({REPOSITORY_MIN} to {REPOSITORY_MAX} characters)",
+            f"the mirror repository {repository} has {len(repository)} characters",
+            "mirror an image with a shorter path, or ask the maintainers for a shorter rule target or target.prefix",
+        )
+    if REPOSITORY_PATTERN.fullmatch(repository) is None:
+        return NameProblem(
+            "ECR repository name pattern (lowercase letters and digits, one '.', '_' or '-' between them)",
+            f"ECR refuses the mirror repository {repository}: it has '__', '--' or another run of separators",
+            "this image cannot be mirrored into ECR under its name; ask the maintainers for a rule that renames it",
+        )
+    return None
 
 
-def public_read_policy() -> str:
-    statement = {
-        "Sid": "PublicRead",
-        "Effect": "Allow",
-        "Principal": "*",
-        "Action": list(PUBLIC_READ_ACTIONS),
-    }
-    return json.dumps({"Version": "2012-10-17", "Statement": [statement]}, indent=2)
+class EcrTarget:
+    """The ECR target kind."""
+
+    label = "ECR"
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def name_problem(self, target: Target) -> NameProblem | None:
+        return repository_problem(target.repository) or tag_problem(target, TAG_MAX, "ECR image tag length")
+
+    def open(
+        self,
+        options: ClientOptions,
+        credentials: Credentials,
+        *,
+        extra_hosts: Iterable[str] = (),
+        log: TextIO | None = None,
+        mask: bool = False,
+    ) -> TargetSession:
+        """Log in (failing early, naming the IAM action, before anything is copied) and build the client.
+
+        The target host is sent to ``ecr.registry_url`` (or the token's proxy endpoint) and always gets the
+        current token, refreshed before it expires and once more when the registry says it expired.
+        """
+        from bot.registry.factory import allowed_hosts
+        from bot.targets.aws import Ecr, make_client
+
+        config = self.config
+        location = locate(config)
+        ecr = Ecr(make_client(location, config.ecr.endpoint_url), config.ecr, location, log=log, mask=mask)
+        login = ecr.login()
+        host = config.target_registry
+        if normalize_host(host) not in {normalize_host(name) for name in options.endpoints}:
+            options = replace(options, endpoints={**options.endpoints, host: login.registry_url})
+        logins = EcrLogins(credentials, config.ecr.sources, log=log, mask=mask)
+        logins.add_registry(host, ecr)
+        quotas = request_defaults(allowed_hosts(config, extra_hosts))  # the target, and ECR sources
+        client = options.build(config, credentials=logins, extra_hosts=extra_hosts, host_defaults=quotas)
+        return EcrSession(client, ecr)
 
 
-class Ecr:
-    """Registry login and repository management for one ECR registry."""
+class EcrSession(TargetSession):
+    """A run into ECR: repositories are created before the first push, IMMUTABLE tags are checked before any
+    blob moves, refusals name the IAM action, mounts come only from repositories whose pushed manifests
+    reference the blob (the only mounts ECR performs)."""
+
+    mount_policy = MOUNT_REFERENCED
+
+    def __init__(self, client: RegistryClient, ecr: Ecr) -> None:
+        super().__init__(client)
+        self.ecr = ecr
+
+    def prepare(self, target: Target) -> None:
+        self.ecr.ensure_repository(target.repository)
+        if target.tag is None or not self.ecr.tag_immutable(target.repository, target.tag):
+            return
+        # Called only when the target tag does not hold the digest to copy: in an IMMUTABLE repository a tag
+        # that exists at all holds another digest, and ECR would refuse the manifest after every blob moved.
+        held = self.client.head_manifest(target.registry, target.repository, target.tag)
+        if held is not None:
+            raise CopyError(
+                f"the ECR repository {target.repository} has IMMUTABLE tags and {target.tag} already holds "
+                f"{held.digest}, another digest than upstream's now (the tag moved upstream); nothing was pushed. "
+                "Fix: mirror the image by digest or under a new tag, or make the repository's tags MUTABLE "
+                "(aws ecr put-image-tag-mutability) if the mirror should follow moved tags"
+            )
+
+    def explain(self, failure: Failure) -> str | None:
+        return explain_denied(failure, self.ecr.registry_host)
+
+
+class EcrLogins(Credentials):
+    """Registry credentials where ECR hosts get a current token: the target's (added by the target kind) and
+    any private ECR source's, minted with the credentials of ``ecr.sources`` on first use."""
 
     def __init__(
-        self,
-        client: ECRClient,
-        settings: EcrConfig,
-        location: EcrLocation,
-        *,
-        log: TextIO | None = None,
-        clock: Callable[[], float] = time.time,
+        self, base: Credentials, sources: EcrSourceConfig, *, log: TextIO | None = None, mask: bool = False
     ) -> None:
-        self.client = client
-        self.settings = settings
-        self.location = location
-        self.log = sys.stdout if log is None else log
-        self.clock = clock
-        self._login: RegistryLogin | None = None
-        self._fetched_at = 0.0
-        self._lock = threading.Lock()
-        self._known: set[str] = set()
-        self.created: list[str] = []
-        self.token_requests = 0
-
-    # -- registry login -------------------------------------------------------------------------------------
-
-    def login(self) -> RegistryLogin:
-        """Current registry credentials, fetched once and refreshed before they expire."""
-        with self._lock:
-            now = self.clock()
-            login = self._login
-            if login is not None:
-                fresh = now < login.expires_at - REFRESH_MARGIN_SECONDS
-                if fresh or now - self._fetched_at < MIN_REFRESH_INTERVAL_SECONDS:
-                    return login
-            return self.refresh()
-
-    def refresh(self) -> RegistryLogin:
-        """Fetch a new authorization token (``ecr:GetAuthorizationToken``) and mask it in the log."""
-        kwargs: dict[str, Any] = {}
-        if self.location.account:
-            kwargs["registryIds"] = [self.location.account]
-        response = self._call(
-            "GetAuthorizationToken", "log in to the registry", self.client.get_authorization_token, **kwargs
-        )
-        self.token_requests += 1
-        data = response.get("authorizationData") or []
-        if not data or "authorizationToken" not in data[0]:
-            raise AwsError("ecr:GetAuthorizationToken returned no token; check the registry id (ecr.registry_id)")
-        item = data[0]
-        token = item["authorizationToken"]
-        # Only the Actions runner reads ::add-mask::; anywhere else the command would print the secret itself.
-        in_actions = actions.in_actions()
-        if in_actions:
-            actions.mask(token, self.log)
-        try:
-            username, _, password = base64.b64decode(token, validate=True).decode("utf-8").partition(":")
-        except (binascii.Error, UnicodeDecodeError) as exc:
-            raise AwsError("ecr:GetAuthorizationToken returned a token that is not base64 'user:password'") from exc
-        if in_actions:
-            actions.mask(password, self.log)
-        remember(token, password, announce=False)  # masked just now; never shown
-        registry_url = self.location.registry_url or item.get("proxyEndpoint") or self._derived_url()
-        if not registry_url:
-            raise AwsError("ECR named no registry endpoint; set ecr.registry_url in mirror/config.yml")
-        expires = item.get("expiresAt")
-        expires_at = expires.timestamp() if isinstance(expires, datetime) else float(expires or 0)
-        if "://" not in registry_url:
-            registry_url = f"https://{registry_url}"
-        self._login = RegistryLogin(username, password, registry_url.rstrip("/"), expires_at)
-        self._fetched_at = self.clock()
-        return self._login
-
-    def _derived_url(self) -> str | None:
-        account, region = self.location.account, self.location.region
-        return f"https://{registry_host(account, region)}" if account and region else None
-
-    @property
-    def registry_host(self) -> str:
-        """``host[:port]`` of the registry API that images are pushed to."""
-        url = self.location.registry_url or self.login().registry_url
-        return urlsplit(url if "://" in url else f"https://{url}").netloc
-
-    # -- repositories ---------------------------------------------------------------------------------------
-
-    def ensure_repository(self, name: str) -> bool:
-        """Create repository ``name`` with the configured settings unless it exists; True when created.
-
-        Idempotent: an existing repository (made by an earlier run or by hand) is left as it is.
-        """
-        if name in self._known:
-            return False
-        settings = self.settings
-        kwargs: dict[str, Any] = {
-            "repositoryName": name,
-            "imageTagMutability": settings.tag_mutability,
-            "imageScanningConfiguration": {"scanOnPush": settings.scan_on_push},
-            "encryptionConfiguration": {"encryptionType": settings.encryption},
-        }
-        if settings.encryption == "KMS" and settings.kms_key:
-            kwargs["encryptionConfiguration"]["kmsKey"] = settings.kms_key
-        if settings.tags:
-            kwargs["tags"] = [{"Key": key, "Value": value} for key, value in settings.tags]
-        if self.location.account:
-            kwargs["registryId"] = self.location.account
-        try:
-            self.client.create_repository(**kwargs)
-        except ClientError as exc:
-            if _code(exc) == "RepositoryAlreadyExistsException":
-                self._known.add(name)
-                return False
-            action = "ecr:TagResource" if settings.tags and "TagResource" in str(exc) else "ecr:CreateRepository"
-            raise aws_error(exc, action, f"create repository {name}") from exc
-        except BotoCoreError as exc:
-            raise aws_error(exc, "ecr:CreateRepository", f"create repository {name}") from exc
-        self._known.add(name)
-        self.created.append(name)
-        if settings.public_read_policy:
-            policy: dict[str, Any] = {"repositoryName": name, "policyText": public_read_policy()}
-            if self.location.account:
-                policy["registryId"] = self.location.account
-            self._call(
-                "SetRepositoryPolicy",
-                f"set the public-read policy of {name}",
-                self.client.set_repository_policy,
-                **policy,
-            )
-        return True
-
-    def _call(self, operation: str, what: str, method: Callable[..., Any], **kwargs: Any) -> Any:
-        try:
-            return method(**kwargs)
-        except (ClientError, BotoCoreError) as exc:
-            raise aws_error(exc, f"ecr:{operation}", what) from exc
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-_DENIED_CODES = frozenset({"AccessDeniedException", "AccessDenied", "UnauthorizedOperation"})
-_BAD_CREDENTIAL_CODES = frozenset(
-    {"UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException", "InvalidClientTokenId"}
-)
-_NEEDED_ACTION = re.compile(r"perform: ([a-z0-9-]+:[A-Za-z]+)")
-
-
-def aws_error(exc: ClientError | BotoCoreError, action: str, what: str) -> AwsError:
-    """A user-facing error for a failed AWS call, naming the IAM action when a permission is missing."""
-    if isinstance(exc, NoCredentialsError):
-        return AwsError(
-            f"cannot {what}: no AWS credentials found. In GitHub Actions run aws-actions/configure-aws-credentials "
-            "with role-to-assume (the job needs 'permissions: id-token: write'); elsewhere set AWS_PROFILE or "
-            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
-        )
-    if isinstance(exc, EndpointConnectionError):
-        return AwsError(f"cannot {what}: the ECR API endpoint cannot be reached ({exc}); check ecr.endpoint_url/region")
-    if isinstance(exc, BotoCoreError):
-        return AwsError(f"cannot {what}: {exc}")
-    code = _code(exc)
-    message = str(exc.response.get("Error", {}).get("Message", "")).strip()
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    if code in _DENIED_CODES or "AccessDenied" in message or (status == 403 and code not in _BAD_CREDENTIAL_CODES):
-        named = _NEEDED_ACTION.search(message)
-        needed = named.group(1) if named else action
-        return AwsError(
-            f"cannot {what}: permission denied; the AWS identity needs the IAM action {needed} "
-            "(see the IAM policy in the README)"
-        )
-    if code in _BAD_CREDENTIAL_CODES:
-        return AwsError(f"cannot {what}: AWS refused the credentials ({code}); check or renew them")
-    return AwsError(f"cannot {what}: {action} failed: {code}: {message}")
-
-
-class EcrCredentials(Credentials):
-    """Registry credentials where the ECR host always gets the current token (refreshed when due)."""
-
-    def __init__(self, ecr: Ecr, host: str, base: Credentials | None = None) -> None:
-        base = base or Credentials()
         logins = {name: login for name in base.hosts() if (login := base.get(name)) is not None}
         super().__init__(logins)
-        self.ecr = ecr
-        self.ecr_host = normalize_host(host)
+        self.sources = sources
+        self.log = log
+        self.mask = mask
+        self._registries: dict[str, Ecr] = {}
+        self._registry_lock = threading.Lock()
+
+    def add_registry(self, host: str, ecr: Ecr) -> None:
+        with self._registry_lock:
+            self._registries[normalize_host(host)] = ecr
+
+    def _ecr(self, host: str) -> Ecr | None:
+        host = normalize_host(host)
+        with self._registry_lock:
+            known = self._registries.get(host)
+            if known is not None or super().get(host) is not None:
+                return known  # a configured login (docker config, MIRROR_AUTH_*) wins over minting one
+            parsed = parse_registry_host(host)
+            if parsed is None:
+                return None
+            from bot.targets.aws import Ecr, EcrLocation, make_client
+
+            location = EcrLocation(parsed[0], parsed[1], f"https://{host}")
+            client = make_client(location, self.sources.endpoint_url, self.sources)
+            ecr = Ecr(client, _SOURCE_SETTINGS, location, log=self.log, mask=self.mask)
+            self._registries[host] = ecr
+            return ecr
+
+    def close(self) -> None:
+        with self._registry_lock:
+            registries = list(self._registries.values())
+        for ecr in registries:
+            ecr.client.close()
 
     def get(self, host: str) -> Login | None:
-        if normalize_host(host) == self.ecr_host:
-            login = self.ecr.login()
-            return Login(login.username, login.password)
-        return super().get(host)
+        try:
+            ecr = self._ecr(host)
+            if ecr is None:
+                return super().get(host)
+            login = ecr.login()
+        except AwsError as exc:
+            if self._is_target(host):
+                raise
+            raise AwsError(
+                f"{normalize_host(host)} is a private ECR registry; {exc.message}. Give the bot credentials that "
+                "may read it: ecr.sources.profile or ecr.sources.role_arn in mirror/config.yml (an identity with "
+                + ", ".join(SOURCE_READ_ACTIONS)
+                + ")"
+            ) from exc
+        return Login(login.username, login.password)
+
+    def _is_target(self, host: str) -> bool:
+        with self._registry_lock:
+            ecr = self._registries.get(normalize_host(host))
+        return ecr is not None and ecr.settings is not _SOURCE_SETTINGS
+
+    def renew(self, host: str, refused: str | None, denied: RegistryError) -> bool:
+        """After ECR's 403 saying the token expired: a fresh token, one fetch however many threads saw it.
+
+        A HEAD answer has no body to say why, so a 403 to a HEAD renews too, unless the token is fresh.
+        """
+        said_expired = EXPIRED_PHRASE in denied.message.lower()
+        if denied.method != "HEAD" and not said_expired:
+            return False
+        ecr = self._ecr(host)
+        if ecr is None:
+            return False
+        current = ecr.login()
+        if refused is not None and Login(current.username, current.password).basic_header() != refused:
+            return True  # another thread renewed it already
+        return ecr.renew(current.password, said_expired=said_expired) is not None
 
 
-# Registry API requests and the IAM action ECR checks for each (used to explain a 401/403 from the registry).
+# Registry API requests and the IAM action ECR checks for each (used to explain a 403 from the registry).
 def registry_action(method: str, path: str) -> str:
     """The IAM action ECR requires for a registry API request (``method`` and URL path)."""
     method = method.upper()
@@ -343,67 +309,23 @@ def registry_action(method: str, path: str) -> str:
     return "ecr:GetAuthorizationToken"
 
 
-_DENIED_REQUEST = re.compile(r"\b(HEAD|GET|PUT|POST|PATCH|DELETE) (https?://[^\s:]+(?::[0-9]+)?)(/\S*): (401|403)\b")
+def explain_denied(failure: Failure, registry: str) -> str | None:
+    """What ECR wants when its registry (``host[:port]`` of its API) refused a request of a failed copy.
 
-
-def explain_denied(reason: str, registry_url: str) -> str:
-    """Add to a copy failure what ECR wants when its registry refused a request (a 403 names the IAM action)."""
-    match = _DENIED_REQUEST.search(reason)
-    if match is None or urlsplit(match.group(2)).netloc != urlsplit(registry_url).netloc:
-        return reason
-    if match.group(4) == "401":
-        return reason + " (ECR refused the authorization token: expired, or issued for another registry id)"
-    action = registry_action(match.group(1), match.group(3).split("?", 1)[0])
-    return reason + f" (the AWS identity needs the IAM action {action} on this repository)"
-
-
-# -- wiring for commands that copy into the target --------------------------------------------------------------
-
-
-@dataclass
-class TargetClient:
-    """A registry client for a run, and the hook that prepares each target (ECR: create the repository)."""
-
-    client: RegistryClient
-    ecr: Ecr | None = None
-
-    def prepare(self, target: Target) -> None:
-        if self.ecr is not None:
-            self.ecr.ensure_repository(target.repository)
-
-    def explain(self, reason: str) -> str:
-        """A failure message, with the IAM action or token problem when ECR's registry refused a request."""
-        if self.ecr is None:
-            return reason
-        return explain_denied(reason, self.ecr.login().registry_url)
-
-    def close(self) -> None:
-        self.client.close()
-
-    def __enter__(self) -> TargetClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def open_target_client(args: argparse.Namespace, config: Config, *, log: TextIO | None = None) -> TargetClient:
-    """The client the command options ask for; for an ECR target also the login and repository creation.
-
-    The ECR registry host is sent to ``ecr.registry_url`` (or the token's proxy endpoint) and always gets the
-    current token, refreshed before it expires.
+    A permission denial names the IAM action; a refused or expired token says so and names none.
     """
-    from bot.registry.factory import ClientOptions, allowed_hosts
-
-    options = ClientOptions.from_args(args)
-    if not is_ecr_target(config):
-        return TargetClient(options.build(config))
-    ecr = Ecr(make_client(config), config.ecr, locate(config), log=log)
-    login = ecr.login()  # fails early, naming the IAM action, before anything is copied
-    host = config.target_registry
-    if normalize_host(host) not in {normalize_host(name) for name in options.endpoints}:
-        options = replace(options, endpoints={**options.endpoints, host: login.registry_url})
-    # Source registries keep their credentials (docker config.json, REGISTRY_AUTH_<HOST>_* variables).
-    base = Credentials.from_environment(hosts=allowed_hosts(config))
-    client = options.build(config, credentials=EcrCredentials(ecr, host, base))
-    return TargetClient(client, ecr)
+    if failure.registry is None or failure.registry != registry or failure.method is None:
+        return None
+    if failure.kind == FAILURE_UNAUTHORIZED:
+        return "ECR refused the authorization token: expired, or issued for another registry id"
+    if failure.kind != FAILURE_DENIED:
+        return None
+    if EXPIRED_PHRASE in failure.message.lower():
+        return "ECR said the authorization token expired, and refused the fresh one too; run again"
+    action = registry_action(failure.method, failure.reference or "")
+    if failure.method == "HEAD":  # a HEAD answer carries no reason
+        return (
+            f"ECR gives no reason for a refused HEAD: the AWS identity lacks the IAM action {action} on this "
+            "repository, or the token expired"
+        )
+    return f"the AWS identity needs the IAM action {action} on this repository"

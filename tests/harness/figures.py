@@ -41,3 +41,32 @@ def write_if_asked() -> Path | None:
     path = Path(target)
     path.write_text(json.dumps(totals(), indent=2) + "\n", encoding="utf-8")
     return path
+
+
+# -- the README's table -----------------------------------------------------------------------------------
+# The README's reliability table is made from a recorded figures file, never typed: between these markers,
+# one row per figure. `python -m tests.harness.figures` rewrites it; tests/unit/test_readme_figures.py checks it.
+RECORDED = Path("docs/figures/reliability.json")
+BEGIN = f"<!-- figures: {RECORDED} (python -m tests.harness.figures writes this table) -->"
+END = "<!-- /figures -->"
+
+
+def readme_table(recorded: dict[str, int]) -> str:
+    rows = [f"| {name} | {value:,} |" for name, value in recorded.items()]
+    return "\n".join(["| what the tests did | figure |", "|---|---:|", *rows])
+
+
+def readme_block(readme: str) -> str:
+    """The table between the markers of ``readme`` (the README's text)."""
+    return readme.split(BEGIN + "\n", 1)[1].split("\n" + END, 1)[0]
+
+
+def update_readme(root: Path) -> None:
+    readme = root / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    recorded = json.loads((root / RECORDED).read_text(encoding="utf-8"))
+    readme.write_text(text.replace(readme_block(text), readme_table(recorded)), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    update_readme(Path(__file__).resolve().parents[2])

@@ -897,25 +897,26 @@ class RawBody:
 
 
 _R = r"/repos/([^/]+)/([^/]+)"
+# Each route, and the page of https://docs.github.com/rest that describes it.
 _ROUTES: list[tuple[str, str, Any]] = [
-    ("GET", r"/user", GitHubFake._get_user),
-    ("GET", _R, GitHubFake._get_repo),
-    ("GET", _R + r"/branches/(.+)", GitHubFake._get_branch),
-    ("GET", _R + r"/rules/branches/(.+)", GitHubFake._get_branch_rules),
-    ("GET", _R + r"/pulls/(\d+)", GitHubFake._get_pull),
-    ("GET", _R + r"/pulls/(\d+)/files", GitHubFake._get_pull_files),
-    ("POST", _R + r"/pulls", GitHubFake._create_pull),
-    ("GET", _R + r"/pulls", GitHubFake._list_pulls),
-    ("GET", _R + r"/contents/(.+)", GitHubFake._get_contents),
-    ("PUT", _R + r"/contents/(.+)", GitHubFake._put_contents),
-    ("GET", _R + r"/git/blobs/([0-9a-f]{40})", GitHubFake._get_blob),
-    ("POST", _R + r"/git/refs", GitHubFake._create_ref),
-    ("GET", _R + r"/git/matching-refs/(.+)", GitHubFake._matching_refs),
-    ("PATCH", _R + r"/git/refs/heads/(.+)", GitHubFake._update_ref),
-    ("GET", _R + r"/issues/(\d+)/comments", GitHubFake._list_comments),
-    ("POST", _R + r"/issues/(\d+)/comments", GitHubFake._create_comment),
-    ("GET", _R + r"/issues/comments/(\d+)", GitHubFake._get_comment),
-    ("PATCH", _R + r"/issues/comments/(\d+)", GitHubFake._edit_comment),
+    ("GET", r"/user", GitHubFake._get_user),  # users/users#get-the-authenticated-user
+    ("GET", _R, GitHubFake._get_repo),  # repos/repos#get-a-repository
+    ("GET", _R + r"/branches/(.+)", GitHubFake._get_branch),  # branches/branches#get-a-branch
+    ("GET", _R + r"/rules/branches/(.+)", GitHubFake._get_branch_rules),  # repos/rules#get-rules-for-a-branch
+    ("GET", _R + r"/pulls/(\d+)", GitHubFake._get_pull),  # pulls/pulls#get-a-pull-request
+    ("GET", _R + r"/pulls/(\d+)/files", GitHubFake._get_pull_files),  # pulls/pulls#list-pull-requests-files
+    ("POST", _R + r"/pulls", GitHubFake._create_pull),  # pulls/pulls#create-a-pull-request
+    ("GET", _R + r"/pulls", GitHubFake._list_pulls),  # pulls/pulls#list-pull-requests
+    ("GET", _R + r"/contents/(.+)", GitHubFake._get_contents),  # repos/contents#get-repository-content
+    ("PUT", _R + r"/contents/(.+)", GitHubFake._put_contents),  # repos/contents#create-or-update-file-contents
+    ("GET", _R + r"/git/blobs/([0-9a-f]{40})", GitHubFake._get_blob),  # git/blobs#get-a-blob
+    ("POST", _R + r"/git/refs", GitHubFake._create_ref),  # git/refs#create-a-reference
+    ("GET", _R + r"/git/matching-refs/(.+)", GitHubFake._matching_refs),  # git/refs#list-matching-references
+    ("PATCH", _R + r"/git/refs/heads/(.+)", GitHubFake._update_ref),  # git/refs#update-a-reference
+    ("GET", _R + r"/issues/(\d+)/comments", GitHubFake._list_comments),  # issues/comments#list-issue-comments
+    ("POST", _R + r"/issues/(\d+)/comments", GitHubFake._create_comment),  # issues/comments#create-an-issue-comment
+    ("GET", _R + r"/issues/comments/(\d+)", GitHubFake._get_comment),  # issues/comments#get-an-issue-comment
+    ("PATCH", _R + r"/issues/comments/(\d+)", GitHubFake._edit_comment),  # issues/comments#update-an-issue-comment
 ]
 
 # Observed: https://github.com/KnpLabs/php-github-api/issues/1070

@@ -9,8 +9,9 @@ from github import Auth, Github
 from github.Repository import Repository
 
 from bot.errors import GitHubError
-from bot.github.commit import COMMITTED, PULL_REQUEST, UNCHANGED, commit_file, repository_from_environment
+from bot.github.commit import COMMITTED, PULL_REQUEST, UNCHANGED, commit_file, workflow_repository
 from bot.reference import parse_reference
+from bot.settings import Settings
 from bot.shard import merge_mirrored
 from tests.harness.github_fake import COMMIT_TOKEN, CommitFake
 
@@ -109,15 +110,15 @@ def test_a_protected_branch_gets_a_pull_request(fake: CommitFake, repo: Reposito
 
 def test_environment_without_token_is_a_clear_error() -> None:
     with pytest.raises(GitHubError, match="GITHUB_TOKEN"):
-        repository_from_environment({"GITHUB_REPOSITORY": REPO})
+        workflow_repository(Settings.from_environ({"GITHUB_REPOSITORY": REPO}))
 
 
 def test_a_refused_token_is_a_clear_error(fake: CommitFake) -> None:
     env = {"GITHUB_REPOSITORY": REPO, "GITHUB_TOKEN": "wrong", "GITHUB_API_URL": fake.base_url}
     with pytest.raises(GitHubError, match="cannot open repository octo/mirror: 401 Bad credentials"):
-        repository_from_environment(env)
+        workflow_repository(Settings.from_environ(env))
     env["GITHUB_TOKEN"] = TOKEN
-    assert repository_from_environment(env).full_name == REPO
+    assert workflow_repository(Settings.from_environ(env)).full_name == REPO
 
 
 def _open_pulls(fake: CommitFake) -> list[tuple[int, str]]:
@@ -206,3 +207,14 @@ def test_an_unprotected_branch_that_refuses_the_write_is_a_permission_error(fake
     with pytest.raises(GitHubError, match="grant the job 'permissions: contents: write'"):
         commit_file(repo, PATH, add(REDIS), "Record 1 mirrored image")
     assert not fake.pulls
+
+
+def test_a_ruleset_is_found_through_the_rules_api_when_the_answer_does_not_say(
+    fake: CommitFake, repo: Repository
+) -> None:
+    # The branch API says "protected": false for a ruleset; the refusal here names no rule either.
+    fake.protect_branch(REPO, "main", "ruleset")
+    fake.fail("PUT", r"/repos/octo/mirror/contents/.*", "forbidden")
+    outcome = commit_file(repo, PATH, add(REDIS), "Record 1 mirrored image")
+    assert outcome.status == PULL_REQUEST
+    assert fake.requests_to("GET", r"/repos/octo/mirror/rules/branches/main")

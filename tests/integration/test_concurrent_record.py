@@ -18,6 +18,7 @@ import contextlib, io, sys
 from pathlib import Path
 from bot.recording import record
 from bot.reference import parse_reference
+from bot.settings import Settings
 from bot.shard import Results, parse_shard
 
 path, who, count = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
@@ -25,7 +26,7 @@ for i in range(count):
     ref = parse_reference(f"docker.io/library/{who}{i}:1@sha256:{i:064x}")
     results = Results("sync", parse_shard("1/1"), (ref,), (), (), ())
     with contextlib.redirect_stdout(io.StringIO()):
-        status = record([results], mirrored=path, commit=False, title="t")
+        status = record([results], mirrored=path, commit=False, title="t", settings=Settings())
     assert status == 0, status
 print("done")
 """

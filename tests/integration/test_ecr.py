@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,20 +15,18 @@ import boto3  # type: ignore[import-untyped]
 import pytest
 import yaml
 from moto.core.authorization import enable_iam_authentication
-from moto.server import ThreadedMotoServer
 
 from bot.cli import main
 from bot.config import Config, EcrConfig, parse_config
-from bot.errors import AwsError
+from bot.errors import AuthError, AwsError, Failure
 from bot.registry.auth import Credentials, Login, env_key
+from bot.settings import Settings
+from bot.targets.aws import MIN_REFRESH_INTERVAL_SECONDS, Ecr, make_client
 from bot.targets.ecr import (
-    MIN_REFRESH_INTERVAL_SECONDS,
-    Ecr,
-    EcrCredentials,
+    EcrLogins,
     explain_denied,
     is_ecr_target,
     locate,
-    make_client,
     parse_registry_host,
     registry_action,
     registry_host,
@@ -47,22 +46,15 @@ MOTO_PASSWORD = f"{ACCOUNT}-auth-token"
 TARGET = registry_host(ACCOUNT, REGION)
 
 
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 def ecr_config(moto_url: str, **ecr: object) -> Config:
     return parse_config({"target": {"registry": TARGET}, "ecr": {"endpoint_url": moto_url, **ecr}})
 
 
 def adapter(config: Config, log: io.StringIO | None = None, clock: list[float] | None = None) -> Ecr:
     now = clock if clock is not None else [time.time()]
-    return Ecr(make_client(config), config.ecr, locate(config), log=log or io.StringIO(), clock=lambda: now[0])
+    in_actions = Settings.from_environ(os.environ).in_actions  # what the command line passes
+    client = make_client(locate(config), config.ecr.endpoint_url)
+    return Ecr(client, config.ecr, locate(config), log=log or io.StringIO(), clock=lambda: now[0], mask=in_actions)
 
 
 # -- hosts (pure) ---------------------------------------------------------------------------------------------
@@ -255,7 +247,9 @@ def test_a_missing_region_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
     with pytest.raises(AwsError, match=r"no AWS region.*ecr\.region"):
-        make_client(parse_config({"target": {"registry": "mirror.example.com"}, "ecr": {"registry_id": ACCOUNT}}))
+        make_client(
+            locate(parse_config({"target": {"registry": "mirror.example.com"}, "ecr": {"registry_id": ACCOUNT}})), None
+        )
 
 
 def test_kms_settings_reach_create_repository(moto_url: str, aws_env: None) -> None:
@@ -346,14 +340,27 @@ def test_a_refused_token_is_explained_and_nothing_is_recorded(
     data_plane.stop()
 
 
-def test_explain_denied_names_the_action_for_a_403() -> None:
-    reason = "pushing the manifest of x: PUT https://127.0.0.1:5443/v2/up/app/manifests/1.0: 403 DENIED: no"
-    assert explain_denied(reason, "https://127.0.0.1:5443").endswith(
-        "(the AWS identity needs the IAM action ecr:PutImage on this repository)"
+def denial(method: str, url: str, status: int, message: str = "DENIED: no") -> Failure:
+    return Failure.of(AuthError(f"{method} {url}: {status} {message}", status=status, method=method, url=url))
+
+
+def test_explain_denied_names_the_action_for_a_permission_denial_only() -> None:
+    put = denial("PUT", "https://127.0.0.1:5443/v2/up/app/manifests/1.0", 403)
+    assert (
+        explain_denied(put, "127.0.0.1:5443") == "the AWS identity needs the IAM action ecr:PutImage on this repository"
     )
-    assert explain_denied(reason, "https://127.0.0.1:9999") == reason  # another registry: left alone
-    upload = "POST https://127.0.0.1:5443/v2/up/app/blobs/uploads/?mount=sha256:1&from=a: 403 DENIED"
-    assert "ecr:InitiateLayerUpload" in explain_denied(upload, "https://127.0.0.1:5443")
+    assert explain_denied(put, "127.0.0.1:9999") is None  # another registry: nothing to add
+    upload = denial("POST", "https://127.0.0.1:5443/v2/up/app/blobs/uploads/?mount=sha256:1&from=a", 403)
+    assert "ecr:InitiateLayerUpload" in (explain_denied(upload, "127.0.0.1:5443") or "")
+    expired = denial(
+        "GET", "https://127.0.0.1:5443/v2/up/app/manifests/1", 403, "DENIED: Your authorization token has expired."
+    )
+    hint = explain_denied(expired, "127.0.0.1:5443") or ""
+    assert "expired" in hint and "IAM" not in hint
+    refused = denial("GET", "https://127.0.0.1:5443/v2/up/app/manifests/1", 401, "UNAUTHORIZED")
+    assert "refused the authorization token" in (explain_denied(refused, "127.0.0.1:5443") or "")
+    missing = Failure.of(AuthError("x", status=None, method="GET", url="https://127.0.0.1:5443/v2/"))
+    assert explain_denied(missing, "127.0.0.1:5443") is None
 
 
 @pytest.mark.usefixtures("aws_env")
@@ -441,7 +448,8 @@ def test_registry_credentials_follow_the_token_refresh(moto_url: str) -> None:
     ecr = adapter(ecr_config(moto_url), clock=clock)
     base = Credentials()
     base.add("quay.io", "robot", "secret")
-    credentials = EcrCredentials(ecr, TARGET, base)
+    credentials = EcrLogins(base, EcrConfig().sources)
+    credentials.add_registry(TARGET, ecr)
     login = credentials.get(TARGET)
     assert login is not None and (login.username, login.password) == ("AWS", MOTO_PASSWORD)
     assert credentials.get("quay.io") == Login("robot", "secret")  # other registries keep their logins

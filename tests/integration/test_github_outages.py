@@ -10,6 +10,7 @@ commands run in this process so they use it.
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from collections.abc import Callable
@@ -20,9 +21,10 @@ import pytest
 from bot.cli import main
 from bot.errors import GitHubError
 from bot.github import api
-from bot.github.commit import COMMITTED, commit_file, repository_from_environment
+from bot.github.commit import COMMITTED, PULL_REQUEST, commit_file, workflow_repository
 from bot.reference import parse_reference
 from bot.report.comment import MARKER
+from bot.settings import Settings
 from bot.shard import merge_mirrored
 from tests.harness.bot_process import Checkout
 from tests.harness.github_fake import GitHubFake
@@ -62,7 +64,9 @@ def test_every_call_of_a_commit_survives_a_passing_outage(commit_github: GitHubF
     fake.fail("PUT", rf"/repos/{REPO}/contents/.*", "secondary", seconds=0)
     fake.fail("PUT", rf"/repos/{REPO}/contents/.*", "lost")  # committed, then answered 502
 
-    outcome = commit_file(repository_from_environment(), PATH, add(REDIS), "Record 1 mirrored image")
+    outcome = commit_file(
+        workflow_repository(Settings.from_environ(os.environ)), PATH, add(REDIS), "Record 1 mirrored image"
+    )
 
     assert outcome.status == COMMITTED
     assert fake.file(REPO, PATH) == f"{NGINX}\n{REDIS}\n".encode()
@@ -70,10 +74,31 @@ def test_every_call_of_a_commit_survives_a_passing_outage(commit_github: GitHubF
     assert all(fault.times == 0 for fault in fake.faults)
 
 
+def test_opening_the_pull_request_survives_a_passing_outage(commit_github: GitHubFake) -> None:
+    fake = commit_github
+    fake.add_repo(REPO, files={PATH: f"{NGINX}\n".encode()})
+    fake.protect_branch(REPO, "main", "checks")
+    fake.fail("GET", rf"/repos/{REPO}/branches/main", "504")  # is main protected?
+    fake.fail("GET", rf"/repos/{REPO}/pulls", "reset")  # is a pull request open already?
+    fake.fail("POST", rf"/repos/{REPO}/git/refs", "lost")  # the branch is created, the answer lost
+    fake.fail("PUT", rf"/repos/{REPO}/contents/.*", "503", times=2)  # the refused write to main, then the branch
+    fake.fail("POST", rf"/repos/{REPO}/pulls", "lost")  # the pull request is opened, the answer lost
+
+    outcome = commit_file(
+        workflow_repository(Settings.from_environ(os.environ)), PATH, add(REDIS), "Record 1 mirrored image"
+    )
+
+    assert outcome.status == PULL_REQUEST
+    assert all(fault.times == 0 for fault in fake.faults)
+    assert [pull.head_ref for pull in fake.pulls.values()] == ["image-mirror/mirrored-images"]  # exactly one
+    assert fake.file(REPO, PATH, ref="image-mirror/mirrored-images") == f"{NGINX}\n{REDIS}\n".encode()
+    assert fake.file(REPO, PATH) == f"{NGINX}\n".encode()
+
+
 def failing_commit(fake: GitHubFake, method: str, kind: str, *, seconds: float = 0.0) -> tuple[GitHubError, float]:
     """A commit of REDIS while every ``method`` to the contents API fails with ``kind``: the error, the seconds."""
     fake.add_repo(REPO, files={PATH: f"{NGINX}\n".encode()})
-    repo = repository_from_environment()
+    repo = workflow_repository(Settings.from_environ(os.environ))
     fake.fail(method, rf"/repos/{REPO}/contents/.*", kind, times=1000, seconds=seconds)
     started = time.monotonic()
     with pytest.raises(GitHubError) as caught:

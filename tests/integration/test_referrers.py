@@ -8,14 +8,18 @@ both sides), and against the same registry behind a stand-in that adds the refer
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
+from bot.cli import main
 from bot.registry.auth import Credentials
 from bot.registry.client import RegistryClient
 from bot.registry.copy import Copier, ImageLocation
+from bot.registry.models import Platform
 from bot.registry.referrers import ReferrerPolicy, Referrers
 from bot.registry.transport import Transport, TransportSettings
 from tests.harness.artifacts import (
@@ -33,7 +37,7 @@ from tests.harness.artifacts import (
     tree,
 )
 from tests.harness.images import RegistryClient as HarnessClient
-from tests.harness.images import get_manifest_digest, push_image
+from tests.harness.images import corrupt_blob, get_manifest_digest, push_image
 from tests.harness.proxy import CountingProxy
 from tests.harness.referrers_api import ReferrersApi
 from tests.harness.registry import RegistryServer
@@ -206,3 +210,108 @@ def test_source_with_referrers_api_is_asked_through_it(registry_factory: object,
     assert signed.artifacts["sbom"].digest in got
     assert got[signed.artifacts["sbom"].digest]["via"] == "fallback tag"
     assert signed.artifacts["sbom signature"].digest in got[signed.artifacts["sbom"].digest]["children"]
+
+
+def test_a_referrer_that_fails_is_reported_and_the_image_still_arrives(
+    source: RegistryServer, registry: RegistryServer
+) -> None:
+    signed = publish_signed(source)
+    with HarnessClient(source) as client:
+        sbom = json.loads(client.get_manifest(REPO, signed.artifacts["sbom"].digest).content)
+    corrupt_blob(source, sbom["layers"][0]["digest"])  # the SBOM's content no longer matches its digest
+    result = copy_with_referrers(source, registry)
+    assert get_manifest_digest(registry, MIRROR, "1.0") == signed.digest
+    attached = result.attached  # type: ignore[attr-defined]
+    (failed,) = attached.failed
+    assert failed.digest == signed.artifacts["sbom"].digest and failed.kind == "SBOM"
+    assert "1 failed (" in attached.describe() and signed.artifacts["sbom"].digest in attached.describe()
+    assert get_manifest_digest(registry, MIRROR, signed.artifacts["sbom"].digest) is None
+    # The signatures still arrived; the SBOM is not listed at the target, so nothing points at a missing manifest.
+    assert get_manifest_digest(registry, MIRROR, fallback_tag(signed.digest) + ".sig") is not None
+    with HarnessClient(registry) as mirror:
+        assert signed.artifacts["sbom"].digest not in tree(mirror, MIRROR, signed.digest)
+
+
+def test_sync_and_daily_show_what_came_with_each_image(
+    source: RegistryServer,
+    registry: RegistryServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    signed = publish_signed(source)
+    with HarnessClient(source) as client:
+        chart = push_helm_chart(client, "team/chart", "0.1.0")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    outputs = tmp_path / "outputs.txt"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(outputs))
+    config = tmp_path / "config.yml"
+    config.write_text(
+        json.dumps({"target": {"registry": registry.host}, "rules": [{"source": source.host, "target": "up"}]})
+    )
+    listing = tmp_path / "required-images.txt"
+    listing.write_text(f"{source.host}/{REPO}:1.0\n{source.host}/team/chart:0.1.0\n")
+    mirrored = tmp_path / "mirrored-images.txt"
+    argv = ["sync", "--config", str(config), "--list", str(listing), "--mirrored", str(mirrored)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"({signed.digest}); attached: 3 signatures, 2 attestations, 1 SBOM" in out
+    assert f"({chart.digest}); Helm chart" in out
+    table = summary.read_text()
+    assert "| 3 signatures, 2 attestations, 1 SBOM | copied" in table
+    assert "| Helm chart | " in table
+    match = re.search(r"^result<<(\S+)\n(.*?)\n\1$", outputs.read_text(), re.MULTILINE | re.DOTALL)
+    assert match is not None
+    result = json.loads(match.group(2))
+    assert result["ok"] is True and result["images"] == 2 and result["with_attached"] == 1
+    rows = {row["image"]: row for row in result["rows"]}
+    assert rows[f"{source.host}/{REPO}:1.0"]["attached"] == "3 signatures, 2 attestations, 1 SBOM"
+    assert rows[f"{source.host}/team/chart:0.1.0"]["kind"] == "Helm chart"
+    # One line per image: the signatures and SBOMs are not requests of their own.
+    assert mirrored.read_text().splitlines() == [
+        f"{source.host}/team/app:1.0@{signed.digest}",
+        f"{source.host}/team/chart:0.1.0@{chart.digest}",
+    ]
+    assert get_manifest_digest(registry, "up/team/app", fallback_tag(signed.digest) + ".sig") is not None
+
+    # --no-referrers: the image only (checked at the target with --all, nothing else looked at).
+    assert main([*argv, "--all", "--no-referrers"]) == 0
+    assert "attached" not in capsys.readouterr().out
+
+    # daily: the cosign and referrer tags upstream are no releases; the one release arrives with its artifacts.
+    (tmp_path / "daily.txt").write_text(f"{source.host}/{REPO}\n")
+    mirrored.write_text("")
+    with HarnessClient(source) as client:
+        tags = client.list_tags(REPO)
+    assert any(tag.endswith(".sig") for tag in tags) and fallback_tag(signed.digest) in tags
+    daily = ["daily", "--config", str(config), "--list", str(tmp_path / "daily.txt"), "--mirrored", str(mirrored)]
+    assert main(daily) == 0
+    out = capsys.readouterr().out
+    assert f"{source.host}/{REPO}: {len(tags)} tags upstream, 1 selected, 1 new or moved" in out
+    assert mirrored.read_text().splitlines() == [f"{source.host}/team/app:1.0@{signed.digest}"]
+
+
+def test_one_platform_copied_brings_that_platforms_signature(source: RegistryServer, registry: RegistryServer) -> None:
+    signed = publish_signed(source)
+    carrier = Referrers(ReferrerPolicy())
+    try:
+        with bot_client(source, registry) as client, Copier(client, attach=carrier.attach) as copier:
+            result = copier.copy(
+                ImageLocation(source.host, REPO, "1.0"),
+                ImageLocation(registry.host, MIRROR, "arm"),
+                (Platform.parse("linux/arm64"),),
+            )
+    finally:
+        carrier.close()
+    arm = signed.platforms["linux/arm64"]
+    assert result.target_digest == arm
+    assert result.attached is not None and result.attached.describe() == "1 signature"
+    assert (
+        get_manifest_digest(registry, MIRROR, fallback_tag(arm) + ".sig")
+        == signed.artifacts["platform signature"].digest
+    )
+    # The index's own signature names a digest the filtered copy does not have: it stays behind.
+    assert get_manifest_digest(registry, MIRROR, fallback_tag(signed.digest) + ".sig") is None

@@ -19,6 +19,7 @@ from bot.lists import MirroredIndex
 from bot.redact import redact, remember_login
 from bot.report.comment import render_comment, render_summary
 from bot.rules import Mapper
+from bot.settings import Settings
 from bot.validate import ListChange, result_output, validate_changes
 from tests.data.hostile.upstream import ECHOED_CREDENTIALS
 from tests.harness import figures
@@ -134,7 +135,7 @@ def test_validate_pr_shows_no_echoed_credential_in_comment_summary_or_output(tmp
     )
     assert any("Authorization" in issue.message for line in result.lines for issue in line.issues)
     output = tmp_path / "output.txt"
-    actions.set_output("result", result_output(result), {"GITHUB_OUTPUT": str(output)})
+    actions.set_output("result", result_output(result), Settings.from_environ({"GITHUB_OUTPUT": str(output)}))
     line = actions.annotation("error", result.lines[0].issues[0].message, file="mirror/required-images.txt", line=1)
     for shown in (render_comment(result), render_summary(result).markdown, output.read_text(), line):
         assert "cm9ib3Q6czNjcjN0LXB3" not in shown and "REDACTED" in shown
