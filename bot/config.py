@@ -119,6 +119,34 @@ class EcrConfig:
     sources: EcrSourceConfig = field(default_factory=EcrSourceConfig)
 
 
+# The operations of registry requests that a request policy paces apart (bot/registry/policy.py).
+REQUEST_OPERATIONS = (
+    "manifest-read",
+    "manifest-write",
+    "blob-check",
+    "blob-read",
+    "upload-start",
+    "upload-part",
+    "upload-complete",
+    "tag-list",
+    "other",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestPolicyConfig:
+    """``request_policy.default`` or one entry of ``request_policy.hosts``: what is set overrides the built-in
+    settings of the host (:mod:`bot.registry.policy`); None keeps them."""
+
+    max_attempts: int | None = None
+    throttle_attempts: int | None = None
+    backoff: float | None = None
+    max_backoff: float | None = None
+    rates: tuple[tuple[str, float], ...] | None = None
+    adaptive: bool | None = None
+    streams: int | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class ReferrersConfig:
     """Signatures, attestations, SBOMs and other artifacts that refer to an image are copied with it."""
@@ -163,6 +191,9 @@ class Config:
     ecr: EcrConfig = field(default_factory=EcrConfig)
     webhook: WebhookConfig = field(default_factory=WebhookConfig)
     transfer: TransferConfig = field(default_factory=TransferConfig)
+    # How requests are retried and paced: settings for every host, then per host (lower-case host names).
+    request_policy: RequestPolicyConfig = field(default_factory=RequestPolicyConfig)
+    host_policies: tuple[tuple[str, RequestPolicyConfig], ...] = ()
     referrers: ReferrersConfig = field(default_factory=ReferrersConfig)
     # ``host`` or ``host/repository`` patterns (fnmatch) of images that must carry a signature upstream
     require_signature: tuple[str, ...] = ()
@@ -231,6 +262,8 @@ def parse_config(data: object, source: str = "config") -> Config:
     ecr_sources = ecr.section("sources")
     webhook = top.section("webhook")
     transfer = top.section("transfer")
+    policy = top.section("request_policy")
+    hosts = policy.section("hosts")
     referrers = top.section("referrers")
     defaults = Config()
     target_host, _ = _location(target.string("registry", DEFAULT_TARGET_REGISTRY), "target.registry", source)
@@ -282,6 +315,10 @@ def parse_config(data: object, source: str = "config") -> Config:
             opt_out_key=webhook.string("opt_out_key", defaults.webhook.opt_out_key),
         ),
         transfer=_transfer(transfer, defaults.transfer),
+        request_policy=_request_policy(policy.section("default")),
+        host_policies=tuple(
+            (host.lower(), _request_policy(hosts.section(host))) for host in sorted(map(str, hosts.data))
+        ),
         referrers=ReferrersConfig(
             copy=referrers.boolean("copy", True),
             artifact_types=tuple(referrers.strings("artifact_types")),
@@ -290,7 +327,7 @@ def parse_config(data: object, source: str = "config") -> Config:
         source=source,
         target_from=target_from,
     )
-    for section in (top, target, limits, daily, ecr, ecr_sources, webhook, transfer, referrers):
+    for section in (top, target, limits, daily, ecr, ecr_sources, webhook, transfer, referrers, policy, hosts):
         section.reject_unknown()
     return config
 
@@ -305,6 +342,27 @@ def _transfer(section: _Section, defaults: TransferConfig) -> TransferConfig:
         if value < smallest.get(key, 1):
             raise ConfigError(f"{section.source}: transfer.{key} is {value}; give {smallest.get(key, 1)} or more")
     return TransferConfig(**values)
+
+
+def _request_policy(section: _Section) -> RequestPolicyConfig:
+    rates = section.optional_numbers("rates")
+    unknown = sorted(set(rates or ()) - set(REQUEST_OPERATIONS))
+    if unknown:
+        raise ConfigError(
+            f"{section.source}: {section.path}.rates: unknown operation {unknown[0]!r}; choose from "
+            + ", ".join(REQUEST_OPERATIONS)
+        )
+    config = RequestPolicyConfig(
+        max_attempts=section.optional_integer("max_attempts", minimum=1),
+        throttle_attempts=section.optional_integer("throttle_attempts", minimum=1),
+        backoff=section.optional_number("backoff"),
+        max_backoff=section.optional_number("max_backoff"),
+        rates=tuple(sorted(rates.items())) if rates is not None else None,
+        adaptive=section.optional_boolean("adaptive"),
+        streams=section.optional_integer("streams", minimum=1),
+    )
+    section.reject_unknown()
+    return config
 
 
 def _rules(top: _Section, defaults: tuple[Rule, ...]) -> tuple[Rule, ...]:
@@ -408,12 +466,39 @@ class _Section:
         value = self.optional_integer(key)
         return default if value is None else value
 
-    def optional_integer(self, key: str) -> int | None:
+    def optional_integer(self, key: str, *, minimum: int = 0) -> int | None:
         value = self._get(key)
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise self._wrong(key, "a whole number, zero or more")
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise self._wrong(
+                key, "a whole number, zero or more" if minimum == 0 else f"a whole number, {minimum} or more"
+            )
+        return value
+
+    def optional_number(self, key: str) -> float | None:
+        value = self._get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < float("inf"):
+            raise self._wrong(key, "a number above zero")
+        return float(value)
+
+    def optional_numbers(self, key: str) -> dict[str, float] | None:
+        """A mapping of names to numbers above zero, or None when absent."""
+        if self.data.get(key) is None:
+            self.seen.add(key)
+            return None
+        numbers = self.section(key)
+        result = {}
+        for name in map(str, numbers.data):
+            result[name] = numbers.optional_number(name)
+        return {name: value for name, value in result.items() if value is not None}
+
+    def optional_boolean(self, key: str) -> bool | None:
+        value = self._get(key)
+        if value is not None and not isinstance(value, bool):
+            raise self._wrong(key, "true or false")
         return value
 
     def boolean(self, key: str, default: bool) -> bool:

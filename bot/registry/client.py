@@ -280,20 +280,12 @@ class RegistryClient:
         """The manifest bytes as stored; a digest reference is verified against the bytes.
 
         A body that breaks off, stalls or (for a digest reference) does not match the digest is read again,
-        up to the transport's ``max_attempts`` in all. Raises :class:`NotFound` when missing and
+        under the host's request policy. Raises :class:`NotFound` when missing and
         :class:`RegistryError` for schema 1 or unknown types.
         """
         _safe_path(host, repository, reference)
         where = _where(host, repository, reference)
-        attempts = self.transport.settings.max_attempts
-        for attempt in range(1, attempts + 1):
-            try:
-                return self._get_manifest_once(host, repository, reference, where)
-            except RegistryError as exc:
-                if not exc.temporary or attempt == attempts:
-                    raise
-            self.transport.pause(attempt)
-        raise AssertionError("unreachable")
+        return self.transport.repeat(host, lambda: self._get_manifest_once(host, repository, reference, where))
 
     def _get_manifest_once(self, host: str, repository: str, reference: str, where: str) -> Manifest:
         response = self.transport.request(
@@ -338,7 +330,8 @@ class RegistryClient:
 
     def get_referrers(self, host: str, repository: str, digest: str) -> Manifest | None:
         """The OCI index listing the manifests whose ``subject`` is ``digest``, or ``None`` when the registry has
-        no referrers API (it answers 404; a registry that has one answers 200 even for an unknown digest).
+        no referrers API (it answers 404, the spec's signal; 405 or 501 from a registry that does not know the
+        route mean the same; a registry that has one answers 200 even for an unknown digest).
 
         https://github.com/opencontainers/distribution-spec/blob/main/spec.md#listing-referrers
         """
@@ -350,12 +343,12 @@ class RegistryClient:
             f"/v2/{repository}/referrers/{digest}",
             scopes=_pull(repository),
             headers={"Accept": OCI_INDEX},
-            allow=(404,),
+            allow=(404, 405, 501),
             stream=True,
             what=where,
         )
         try:
-            if response.status_code == 404:
+            if response.status_code in (404, 405, 501):
                 return None
             body = _read_limited(response, MAX_MANIFEST_BYTES, where)
         finally:
@@ -394,22 +387,20 @@ class RegistryClient:
     def _tags_page(
         self, host: str, repository: str, path: str, params: dict[str, str] | None
     ) -> tuple[object, requests.Response]:
-        """One page of the tag list, parsed; a body damaged on the way (not JSON) is read again, up to the
-        transport's ``max_attempts`` in all."""
+        """One page of the tag list, parsed; a body damaged on the way (not JSON) is read again under the
+        host's request policy."""
         what = f"listing tags of {host}/{repository}"
-        attempts = self.transport.settings.max_attempts
-        for attempt in range(1, attempts + 1):
+
+        def page() -> tuple[object, requests.Response]:
             response = self.transport.request("GET", host, path, scopes=_pull(repository), params=params, what=what)
             try:
                 return response.json(), response
             except ValueError:
-                if attempt == attempts:
-                    tries = f" (gave up after {attempts} tries)" if attempts > 1 else ""
-                    raise RegistryError(f"{what}: the answer is not JSON{tries}") from None
+                raise RegistryError(f"{what}: the answer is not JSON", temporary=True) from None
             finally:
                 response.close()
-            self.transport.pause(attempt)
-        raise AssertionError("unreachable")
+
+        return self.transport.repeat(host, page)
 
     # -- blobs ---------------------------------------------------------------------------------------------
 

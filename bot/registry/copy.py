@@ -20,7 +20,6 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
@@ -235,7 +234,6 @@ class Copier:
         concurrency: int = 4,
         progress: Progress | None = None,
         dry_run: bool = False,
-        max_attempts: int = 5,
         prepare: Callable[[ImageLocation], None] | None = None,
         cancel: threading.Event | None = None,
         cancel_grace: float = 2.0,
@@ -257,7 +255,6 @@ class Copier:
         self.concurrency = max(1, concurrency)
         self.progress = progress or Progress()
         self.dry_run = dry_run
-        self.max_attempts = max(1, max_attempts)
         # ``concurrency`` streams per source host to begin with, up to four times that while more streams
         # carry more (a long, lossy link: see bot.registry.streams); more threads than that, because a worker
         # may wait for a layer another image is uploading (to mount it next) and must not hold up a transfer.
@@ -454,11 +451,12 @@ class Copier:
     def _put_manifest_racing(self, dst: ImageLocation, reference: str, manifest: Manifest) -> str:
         """Put the manifest; retried when another process writing the same content at the same moment made the
         registry misread it (distribution answers DIGEST_INVALID), unless the target then holds it already."""
-        for attempt in range(1, self.max_attempts + 2):
+        budget = self.client.transport.policy.settings(dst.host).max_attempts
+        for attempt in range(1, budget + 2):
             try:
                 return self.client.put_manifest(dst.host, dst.repository, reference, manifest.body, manifest.media_type)
             except RegistryError as exc:
-                if not _write_race(exc) or attempt > self.max_attempts:
+                if not _write_race(exc) or attempt > budget:
                     raise
             _race_pause(attempt)
             found = self.client.head_manifest(dst.host, dst.repository, reference)
@@ -627,10 +625,10 @@ class Copier:
         self._mark_present((dst.host, blob.digest), dst.repository)
         return True
 
-    def _landed_anyway(self, dst: ImageLocation, blob: Descriptor, counters: _Counters, attempt: int) -> bool:
-        """After a failed try, back off, then ask whether the target committed the blob anyway (the answer to
-        its upload was lost on the way back); True, and counted as copied, when it did."""
-        self.client.transport.pause(attempt)
+    def _landed_anyway(self, dst: ImageLocation, blob: Descriptor, counters: _Counters, delay: float) -> bool:
+        """After a failed try, back off ``delay`` seconds, then ask whether the target committed the blob anyway
+        (the answer to its upload was lost on the way back); True, and counted as copied, when it did."""
+        self.client.transport.wait(delay)
         try:
             landed = self._now_at_target(dst, blob)
         except RegistryError:
@@ -668,41 +666,44 @@ class Copier:
     ) -> None:
         """Stream the blob from the source into the target, retrying temporary failures from the start.
 
-        The source and the target each get ``max_attempts`` tries: a download that breaks off also ends the upload
-        it feeds, so with one shared budget a flaky source would use up the tries of a healthy target.
+        The source and the target each get their host's tries (:mod:`bot.registry.policy`): a download that
+        breaks off also ends the upload it feeds, so with one shared budget a flaky source would use up the tries
+        of a healthy target. A 429 counts against the throttling budget, not the failure budget.
         """
-        failures: Counter[str] = Counter()  # failed tries so far, by side
+        policy = self.client.transport.policy
+        tries = {"source": policy.host(src.host).tries(), "target": policy.host(dst.host).tries()}
+        connection_failures = 0
         while True:
             transfer = self._blob_transfer(src, dst, blob)
             try:
-                with self._stream_slot(src.host, blob):
+                with self._stream_slot(src.host, blob), policy.host(dst.host).slot():
                     transfer.run(upload_url)
             except RegistryError as exc:
                 self.progress.advance(-transfer.sent)
                 if exc.temporary:
                     self._streams.host(src.host).trouble()
                 upload_url = None  # a failed session is not reused
-                side = "target" if exc.method in _UPLOAD_METHODS else "source"
-                failures[side] += 1
-                tries = failures[side]
-                if _write_race(exc) and tries < self.max_attempts:
+                side = tries["target" if exc.method in _UPLOAD_METHODS else "source"]
+                retried = (exc.temporary or _write_race(exc)) and not isinstance(exc, NotFound)
+                delay = side.retry(throttled=exc.status == 429) if retried else None
+                if delay is None:
+                    gave_up(exc, side.count)
+                    raise
+                if _write_race(exc):
                     # Another process committed the same blob at the same moment: it may be there now.
-                    _race_pause(tries)
+                    _race_pause(side.count)
                     if self._now_at_target(dst, blob):
                         self._done_without_transfer(blob, counters, "skipped")
                         return
                     continue
-                if not exc.temporary or tries == self.max_attempts or isinstance(exc, NotFound):
-                    gave_up(exc, tries)
-                    raise
-                if self._landed_anyway(dst, blob, counters, min(failures.total(), self.max_attempts)):
+                if self._landed_anyway(dst, blob, counters, delay):
                     return
                 continue
             except OSError as exc:
                 self.progress.advance(-transfer.sent)
                 upload_url = None
-                failures["connection"] += 1
-                if failures["connection"] == self.max_attempts:
+                connection_failures += 1
+                if connection_failures == policy.settings(dst.host).max_attempts:
                     raise CopyError(f"{blob.digest}: the transfer broke off: {exc}") from exc
                 continue
             self._mark_present((dst.host, blob.digest), dst.repository)
@@ -712,6 +713,7 @@ class Copier:
     def _blob_transfer(self, src: ImageLocation, dst: ImageLocation, blob: Descriptor) -> BlobTransfer:
         """One try of a blob's transfer (it resumes on either side by itself; see :mod:`bot.registry.resume`)."""
 
+        policy = self.client.transport.policy
         streams = self._streams.host(src.host)
 
         def on_chunk(size: int) -> None:
@@ -726,7 +728,7 @@ class Copier:
             (dst.host, dst.repository),
             blob,
             settings=self.transfer,
-            attempts=self.max_attempts,
+            attempts=max(policy.settings(src.host).max_attempts, policy.settings(dst.host).max_attempts),
             buffer=self._part_buffer,
             on_chunk=on_chunk,
             stats=self.downloads,

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.config import Config
+from bot.config import Config, RequestPolicyConfig
 from bot.registry.auth import Credentials, normalize_host
 from bot.rules import Mapper
 
 if TYPE_CHECKING:  # requests loads only when a command builds a client
     from bot.registry.client import RegistryClient
+    from bot.registry.policy import HostSettings
     from bot.registry.transfer import TransferSettings
 
 # Seconds a registry may stay silent mid-response before the try fails and is retried: long enough for a
@@ -40,6 +42,7 @@ def build_client(
     timeout: float = DEFAULT_TIMEOUT,
     part_size_mib: int | None = None,
     parts: int | None = None,
+    host_defaults: Mapping[str, HostSettings] | None = None,
 ) -> RegistryClient:
     """A client that may contact only the config's registries (plus ``extra_hosts``).
 
@@ -58,6 +61,7 @@ def build_client(
             raise ValueError("build_client needs the credentials, or the environment to read them from")
         credentials = Credentials.from_environment(environ, docker_config=docker_config, hosts=hosts)
     settings = TransportSettings(
+        hosts=host_policies(config, hosts, host_defaults),
         endpoints=dict(endpoints or {}),
         verify=verify,
         insecure_registries=frozenset(normalize_host(h) for h in (*config.insecure_registries, *insecure_registries)),
@@ -84,6 +88,37 @@ def transfer_settings(config: Config, part_size_mib: int | None = None, parts: i
     )
 
 
+def host_policies(
+    config: Config, hosts: Iterable[str], defaults: Mapping[str, HostSettings] | None = None
+) -> dict[str, HostSettings]:
+    """The request policy of every host: ``defaults`` (what a target kind knows of its hosts, such as ECR's
+    documented quotas) or the built-in settings, then ``request_policy.default`` and
+    ``request_policy.hosts.HOST`` of the config."""
+    from bot.registry.policy import HostSettings
+
+    configured = dict(config.host_policies)
+    known = {normalize_host(host): settings for host, settings in (defaults or {}).items()}
+    result: dict[str, HostSettings] = {}
+    for host in sorted({*hosts, *configured}):
+        settings = known.get(normalize_host(host), HostSettings())
+        for override in (config.request_policy, configured.get(host)):
+            if override is not None:
+                settings = _apply(settings, override)
+        result[host] = settings
+    return result
+
+
+def _apply(settings: HostSettings, override: RequestPolicyConfig) -> HostSettings:
+    changes: dict[str, object] = {
+        name: getattr(override, name)
+        for name in ("max_attempts", "throttle_attempts", "backoff", "max_backoff", "adaptive", "streams")
+        if getattr(override, name) is not None
+    }
+    if override.rates is not None:
+        changes["rates"] = {**settings.rates, **dict(override.rates)}
+    return dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True, slots=True)
 class ClientOptions:
     """The checked registry options of a run that shape its client (the command layer reads them from argv)."""
@@ -98,12 +133,18 @@ class ClientOptions:
     parts: int | None = None
 
     def build(
-        self, config: Config, *, credentials: Credentials | None = None, extra_hosts: Iterable[str] = ()
+        self,
+        config: Config,
+        *,
+        credentials: Credentials | None = None,
+        extra_hosts: Iterable[str] = (),
+        host_defaults: Mapping[str, HostSettings] | None = None,
     ) -> RegistryClient:
         """:func:`build_client` with these options."""
         return build_client(
             config,
             credentials=credentials,
+            host_defaults=host_defaults,
             endpoints=self.endpoints,
             verify=self.verify,
             insecure_registries=self.insecure_registries,

@@ -11,8 +11,6 @@ itself lives there, and never with the registry's ``Authorization`` header.
 
 from __future__ import annotations
 
-import datetime
-import email.utils
 import ipaddress
 import logging
 import random
@@ -40,6 +38,16 @@ from bot.errors import AuthError, Cancelled, NotFound, RegistryError
 from bot.redact import redact
 from bot.reference import DOCKER_HUB
 from bot.registry.auth import Credentials, Scope, TokenCache, env_key, normalize_host, scope_strings
+from bot.registry.policy import (
+    DEFAULT_BACKOFF,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MAX_BACKOFF,
+    DEFAULT_THROTTLE_ATTEMPTS,
+    HostSettings,
+    RequestPolicy,
+    operation,
+    retry_delay,
+)
 
 _log = logging.getLogger(__name__)
 DOCKER_HUB_API = "https://registry-1.docker.io"
@@ -88,11 +96,14 @@ class TransportSettings:
     - ``verify``: TLS verification for every HTTPS request: ``True``, ``False`` or a CA bundle path.
     - ``insecure_registries``: hosts spoken to over plain HTTP (loopback hosts always are).
     - ``allowed_hosts``: the only registry hosts contacted directly; ``None`` allows any.
-    - retries: at most ``max_attempts`` tries on 429, 5xx, connection errors, timeouts and broken bodies,
-      exponential backoff from ``backoff`` seconds with full jitter, capped at ``max_backoff``; ``Retry-After`` is
-      honoured up to that cap (also before a request that cannot be replayed fails, so the caller's next try
-      waits as asked). Invalid requests (bad URL, header or scheme) are never retried. The error of a request
-      that used up its tries is no longer ``temporary``, so callers do not multiply the retries.
+    - retries and pacing follow one :class:`~bot.registry.policy.RequestPolicy` per run
+      (:mod:`bot.registry.policy`): ``hosts`` gives a host its own :class:`HostSettings`; every other host
+      gets ``max_attempts`` tries on 5xx, connection errors, timeouts and broken bodies, ``throttle_attempts``
+      on 429, exponential backoff from ``backoff`` seconds with full jitter, capped at ``max_backoff``.
+      ``Retry-After`` is honoured up to that cap (also before a request that cannot be replayed fails, so the
+      caller's next try waits as asked). Invalid requests (bad URL, header or scheme) are never retried. The
+      error of a request that used up its tries is no longer ``temporary``, so callers do not multiply the
+      retries.
     - ``read_timeout``: seconds a response may stay silent (before its status line, or between two reads of
       its body) before the try counts as failed; a stalled registry costs at most this per try.
     """
@@ -101,9 +112,11 @@ class TransportSettings:
     verify: bool | str = True
     insecure_registries: frozenset[str] = frozenset()
     allowed_hosts: frozenset[str] | None = None
-    max_attempts: int = 5
-    backoff: float = 0.5
-    max_backoff: float = 30.0
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    throttle_attempts: int = DEFAULT_THROTTLE_ATTEMPTS
+    backoff: float = DEFAULT_BACKOFF
+    max_backoff: float = DEFAULT_MAX_BACKOFF
+    hosts: Mapping[str, HostSettings] = field(default_factory=dict)
     connect_timeout: float = 15.0
     read_timeout: float = 60.0
     pool_size: int = 32
@@ -261,27 +274,6 @@ def gave_up(error: RegistryError, tries: int) -> RegistryError:
     return error
 
 
-def retry_delay(attempt: int, settings: TransportSettings, retry_after: str | None, rng: random.Random) -> float:
-    """Seconds to wait before try ``attempt + 1``: ``Retry-After`` when given, else capped full jitter."""
-    if retry_after:
-        seconds: float | None = None
-        if retry_after.strip().isdigit():
-            seconds = float(retry_after.strip())
-        else:
-            try:
-                when = email.utils.parsedate_to_datetime(retry_after)
-            except (TypeError, ValueError):
-                when = None  # not a date either: the usual backoff applies
-            if when is not None:
-                if when.tzinfo is None:  # "-0000" means UTC, not local time
-                    when = when.replace(tzinfo=datetime.UTC)
-                seconds = when.timestamp() - time.time()
-        if seconds is not None:
-            return min(max(seconds, 0.0), settings.max_backoff)
-    ceiling = min(settings.max_backoff, settings.backoff * (2 ** (attempt - 1)))
-    return rng.uniform(ceiling / 2, ceiling)
-
-
 Resolver = Callable[[str, int], str]
 
 
@@ -349,6 +341,13 @@ class Transport:
         self._sleep = sleep
         self._cancel: threading.Event | None = None
         self._rng = random.Random()  # noqa: S311 - jitter, not security
+        default = HostSettings(
+            max_attempts=self.settings.max_attempts,
+            throttle_attempts=self.settings.throttle_attempts,
+            backoff=self.settings.backoff,
+            max_backoff=self.settings.max_backoff,
+        )
+        self.policy = RequestPolicy(default, self.settings.hosts)
         self._lock = threading.Lock()
         self._host_locks: dict[str, threading.Lock] = {}
         self._challenges: dict[str, Challenge | None] = {}
@@ -471,23 +470,29 @@ class Transport:
         # Credentials go only to the registry's own origin, never to a URL on another host it named.
         own_origin = origin_of(url) == origin_of(base)
         challenge = self._challenge(host) if own_origin else None
-        attempt = 0
+        policy = self.policy.host(host)
+        op = operation(method, path)
+        tries = policy.tries()
         refreshed = renewed = False
         while True:
-            attempt += 1
             auth = self._authorization(host, challenge, needed)
             send_headers = dict(headers or {})
             if auth:
                 send_headers["Authorization"] = auth
+            sent_at = policy.pace(op, self._sleep)
             try:
                 response = self._send(host, method, url, send_headers, data, stream=stream)
             except requests.RequestException as exc:
+                policy.record(op, None, sent_at=sent_at)
                 error = connection_error(exc, method, url, what)
-                if replayable and error.temporary and attempt < self.settings.max_attempts:
-                    self._sleep(retry_delay(attempt, self.settings, None, self._rng))
+                delay = tries.retry() if replayable and error.temporary else None
+                if delay is not None:
+                    self._sleep(delay)
                     continue
-                raise (gave_up(error, attempt) if replayable else error) from exc
+                raise (gave_up(error, tries.count) if replayable else error) from exc
             status = response.status_code
+            retry_after = response.headers.get("Retry-After")
+            policy.record(op, status, retry_after, sent_at)
             if status == 401 and not refreshed and replayable and own_origin:
                 new = parse_challenge(response.headers.get("WWW-Authenticate"))
                 if new is not None:
@@ -511,19 +516,20 @@ class Transport:
                     continue
                 denied.temporary = True  # the caller starts the streamed request over, with the new login
                 raise denied
-            if status in RETRY_STATUSES and replayable and attempt < self.settings.max_attempts:
-                delay = retry_delay(attempt, self.settings, response.headers.get("Retry-After"), self._rng)
-                response.close()
-                self._sleep(delay)
-                continue
+            if status in RETRY_STATUSES and replayable:
+                delay = tries.retry(throttled=status == 429, retry_after=retry_after)
+                if delay is not None:
+                    response.close()
+                    self._sleep(delay)
+                    continue
             if 200 <= status < 300 or status in allow:
                 return response
             try:
                 error = registry_error(response, method, url, what)
-                if not replayable and error.temporary and response.headers.get("Retry-After"):
+                if not replayable and error.temporary and retry_after:
                     # The caller starts this request over; the wait the registry asked for happens here.
-                    self._sleep(retry_delay(attempt, self.settings, response.headers["Retry-After"], self._rng))
-                raise gave_up(error, attempt) if replayable else error
+                    self._sleep(retry_delay(1, policy.settings, retry_after, self._rng))
+                raise gave_up(error, tries.count) if replayable else error
             finally:
                 response.close()
 
@@ -545,9 +551,28 @@ class Transport:
 
         self._sleep = sleep
 
-    def pause(self, attempt: int) -> None:
-        """Wait before try ``attempt + 1`` of an operation the caller retries itself (backoff with jitter)."""
-        self._sleep(retry_delay(attempt, self.settings, None, self._rng))
+    def pause(self, attempt: int, host: str | None = None) -> None:
+        """Wait before try ``attempt + 1`` of an operation the caller retries itself: the backoff with jitter of
+        ``host``'s policy (the default policy without a host)."""
+        settings = self.policy.settings(host) if host is not None else self.policy.default
+        self._sleep(retry_delay(attempt, settings, None, self._rng))
+
+    def wait(self, seconds: float) -> None:
+        """Wait as a retry does: a cancel (:meth:`cancel_on`) ends the wait and raises :class:`Cancelled`."""
+        self._sleep(seconds)
+
+    def repeat(self, host: str, action: Callable[[], _T]) -> _T:
+        """``action()``, tried again under ``host``'s policy while it raises a temporary :class:`RegistryError`
+        (a body that broke off or was damaged on the way); the last error says how many tries were made."""
+        tries = self.policy.host(host).tries()
+        while True:
+            try:
+                return action()
+            except RegistryError as error:
+                delay = tries.retry() if error.temporary else None
+                if delay is None:
+                    raise gave_up(error, tries.count) from None
+            self._sleep(delay)
 
     def _send(
         self, host: str, method: str, url: str, headers: dict[str, str], data: Any = None, *, stream: bool = False
@@ -616,7 +641,7 @@ class Transport:
         if 200 <= response.status_code < 300:
             return None
         error = registry_error(response, "GET", url, f"{host} does not answer as a registry")
-        raise gave_up(error, self.settings.max_attempts)
+        raise gave_up(error, self.policy.settings(host).max_attempts)
 
     def _get_retrying(
         self,
@@ -628,27 +653,38 @@ class Transport:
         *,
         read: Callable[[requests.Response], _T],
     ) -> _T:
-        """``GET`` with the transport's retries for temporary failures; ``read`` of the last answer, whatever
+        """``GET`` with the host's retries for temporary failures; ``read`` of the last answer, whatever
         its status. A temporary :class:`RegistryError` from ``read`` (a damaged body) is a failed try too."""
-        for attempt in range(1, self.settings.max_attempts + 1):
+        policy = self.policy.host(host)
+        op = operation("GET", url)
+        tries = policy.tries()
+        while True:
+            sent_at = policy.pace(op, self._sleep)
             try:
                 response = self._send(host, "GET", url, headers)
             except requests.RequestException as exc:
+                policy.record(op, None, sent_at=sent_at)
                 error = connection_error(exc, "GET", shown_url, who)
-                if not error.temporary or attempt == self.settings.max_attempts:
-                    raise gave_up(error, attempt) from exc
-                self._sleep(retry_delay(attempt, self.settings, None, self._rng))
+                delay = tries.retry() if error.temporary else None
+                if delay is None:
+                    raise gave_up(error, tries.count) from exc
+                self._sleep(delay)
                 continue
-            if response.status_code in RETRY_STATUSES and attempt < self.settings.max_attempts:
-                self._sleep(retry_delay(attempt, self.settings, response.headers.get("Retry-After"), self._rng))
-                continue
+            retry_after = response.headers.get("Retry-After")
+            policy.record(op, response.status_code, retry_after, sent_at)
+            if response.status_code in RETRY_STATUSES:
+                delay = tries.retry(throttled=response.status_code == 429, retry_after=retry_after)
+                if delay is not None:
+                    response.close()
+                    self._sleep(delay)
+                    continue
             try:
                 return read(response)
             except RegistryError as error:
-                if not error.temporary or attempt == self.settings.max_attempts:
-                    raise gave_up(error, attempt) from None
-            self._sleep(retry_delay(attempt, self.settings, None, self._rng))
-        raise AssertionError("unreachable")
+                delay = tries.retry() if error.temporary else None
+                if delay is None:
+                    raise gave_up(error, tries.count) from None
+            self._sleep(delay)
 
     def _authorization(self, host: str, challenge: Challenge | None, scopes: frozenset[Scope]) -> str | None:
         if challenge is None:

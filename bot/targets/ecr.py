@@ -24,6 +24,7 @@ from bot.targets.oci import tag_problem
 if TYPE_CHECKING:
     from bot.registry.client import RegistryClient
     from bot.registry.factory import ClientOptions
+    from bot.registry.policy import HostSettings
     from bot.targets.aws import Ecr, EcrLocation
 
 # Registry hosts: ACCOUNT.dkr.ecr[-fips].REGION.amazonaws.com[.cn], and the dual-stack (IPv4 and IPv6)
@@ -43,6 +44,21 @@ REPOSITORY_MIN, REPOSITORY_MAX = 2, 256
 # through its registry API, which takes OCI tags: at most 128.
 TAG_MAX = 128
 
+# The default rate quotas of a private ECR registry, requests per second per API, per account and Region
+# (https://docs.aws.amazon.com/AmazonECR/latest/userguide/service-quotas.html), by the operation of the request
+# policy (bot/registry/policy.py) each API serves. The bot never goes above them; when other clients share the
+# quota, or an account's quotas are lower (earlier versions of that page list 200/s for BatchCheckLayerAvailability
+# and 10/s for InitiateLayerUpload and CompleteLayerUpload), its 429 answers slow the bot down further.
+QUOTA_RATES: dict[str, float] = {
+    "manifest-read": 2000.0,  # BatchGetImage
+    "manifest-write": 10.0,  # PutImage
+    "blob-check": 1000.0,  # BatchCheckLayerAvailability
+    "blob-read": 3000.0,  # GetDownloadUrlForLayer
+    "upload-start": 100.0,  # InitiateLayerUpload
+    "upload-part": 500.0,  # UploadLayerPart
+    "upload-complete": 100.0,  # CompleteLayerUpload
+}
+
 # What ECR's registry answers for an expired token (403, not 401), as its troubleshooting page quotes it
 # (https://docs.aws.amazon.com/AmazonECR/latest/userguide/common-errors-docker.html#error-403).
 EXPIRED_PHRASE = "authorization token has expired"
@@ -52,6 +68,13 @@ _SOURCE_SETTINGS = EcrConfig()
 
 # The IAM actions a private ECR source needs from the identity that reads it.
 SOURCE_READ_ACTIONS = ("ecr:GetAuthorizationToken", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer")
+
+
+def request_defaults(hosts: Iterable[str]) -> dict[str, HostSettings]:
+    """The request policy each ECR registry among ``hosts`` starts from: its documented rate quotas."""
+    from bot.registry.policy import HostSettings
+
+    return {host: HostSettings(rates=QUOTA_RATES) for host in hosts if parse_registry_host(host) is not None}
 
 
 def registry_host(account: str, region: str) -> str:
@@ -137,6 +160,7 @@ class EcrTarget:
         The target host is sent to ``ecr.registry_url`` (or the token's proxy endpoint) and always gets the
         current token, refreshed before it expires and once more when the registry says it expired.
         """
+        from bot.registry.factory import allowed_hosts
         from bot.targets.aws import Ecr, make_client
 
         config = self.config
@@ -148,7 +172,9 @@ class EcrTarget:
             options = replace(options, endpoints={**options.endpoints, host: login.registry_url})
         logins = EcrLogins(credentials, config.ecr.sources, log=log, mask=mask)
         logins.add_registry(host, ecr)
-        return EcrSession(options.build(config, credentials=logins, extra_hosts=extra_hosts), ecr)
+        quotas = request_defaults(allowed_hosts(config, extra_hosts))  # the target, and ECR sources
+        client = options.build(config, credentials=logins, extra_hosts=extra_hosts, host_defaults=quotas)
+        return EcrSession(client, ecr)
 
 
 class EcrSession(TargetSession):

@@ -48,7 +48,12 @@ class OciTarget:
         log: TextIO | None = None,
         mask: bool = False,
     ) -> TargetSession:
-        return TargetSession(options.build(self.config, credentials=credentials, extra_hosts=extra_hosts))
+        from bot.registry.factory import allowed_hosts
+        from bot.targets.ecr import request_defaults
+
+        quotas = request_defaults(allowed_hosts(self.config, extra_hosts))  # ECR sources keep to their quotas
+        client = options.build(self.config, credentials=credentials, extra_hosts=extra_hosts, host_defaults=quotas)
+        return TargetSession(client)
 
 
 def tag_problem(target: Target, limit: int, rule: str) -> NameProblem | None:

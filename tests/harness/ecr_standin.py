@@ -37,13 +37,14 @@ import dataclasses
 import hashlib
 import hmac
 import json
+import logging
 import re
 import secrets
 import ssl
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -129,6 +130,7 @@ class Exchange:
     path: str
     api: str | None
     status: int
+    at: float = field(default_factory=time.monotonic)  # when it was answered
 
 
 class _Bucket:
@@ -241,6 +243,7 @@ class EcrStandIn:
 
     def start(self) -> EcrStandIn:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's access log: a line per ECR API call
         moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         moto.start()
         self._moto = moto

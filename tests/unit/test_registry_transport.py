@@ -13,6 +13,7 @@ import requests
 import urllib3.exceptions
 
 from bot.errors import RegistryError
+from bot.registry.policy import retry_delay
 from bot.registry.progress import LogProgress
 from bot.registry.transport import (
     Transport,
@@ -21,7 +22,6 @@ from bot.registry.transport import (
     is_loopback_host,
     parse_challenge,
     redact_url,
-    retry_delay,
 )
 
 
