@@ -87,6 +87,7 @@ class Mapper:
             compiled.append(_CompiledRule(rule, fold_host(host), _components(prefix), _components(rule.target)))
         self._rules = tuple(compiled)
         self.hosts = frozenset(rule.host for rule in self._rules)
+        self._hints: dict[str, str] = {}  # unknown host -> its "did you mean" hint
         self._aliases = tuple(
             tuple((fold_host(host), _components(prefix)) for host, _, prefix in (m.partition("/") for m in group))
             for group in config.aliases
@@ -138,8 +139,11 @@ class Mapper:
                 "images from the registries named under 'rules:' in mirror/config.yml; write the image's public "
                 "registry instead"
             )
-        close = sorted((_edit_distance(host, known), known) for known in self.hosts)
-        hint = f"did you mean {close[0][1]}? Otherwise " if close and close[0][0] <= 2 else ""
+        hint = self._hints.get(host)
+        if hint is None:  # once per host: a pod or a list may name thousands of images of one registry
+            close = sorted((_edit_distance(host, known), known) for known in self.hosts)
+            hint = f"did you mean {close[0][1]}? Otherwise " if close and close[0][0] <= 2 else ""
+            self._hints[host] = hint
         return (
             f"registry {host} is not allowed; {hint}ask the maintainers to add a rule "
             f"'- {{source: {host}, target: <path prefix>}}' under 'rules:' in mirror/config.yml"

@@ -15,7 +15,14 @@ from bot.errors import UsageError, WebhookError
 from bot.lists import MIRRORED_LIST
 from bot.webhook.log import LEVELS, Log
 from bot.webhook.reload import Reloader, Sources, Watched, load_settings, tls_context
-from bot.webhook.server import DEFAULT_MAX_BODY, DEFAULT_MAX_CONNECTIONS, DEFAULT_TIMEOUT, WebhookServer
+from bot.webhook.server import (
+    DEFAULT_DEADLINE,
+    DEFAULT_MAX_BODY,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_PER_CLIENT,
+    DEFAULT_TIMEOUT,
+    WebhookServer,
+)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -44,14 +51,32 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY, metavar="BYTES")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS", help="socket timeout")
     parser.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS, metavar="N")
+    parser.add_argument(
+        "--deadline",
+        type=float,
+        default=DEFAULT_DEADLINE,
+        metavar="SECONDS",
+        help="time for a whole request: TLS handshake, headers and body (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-per-client",
+        type=int,
+        default=DEFAULT_PER_CLIENT,
+        metavar="N",
+        help="connections one client address may hold (default: %(default)s)",
+    )
     parser.add_argument("--reload-interval", type=float, default=2.0, metavar="SECONDS")
     parser.add_argument("--log-level", choices=tuple(LEVELS), default="info")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    if min(args.reload_interval, args.timeout, args.max_body, args.max_connections) <= 0:
-        raise UsageError("--reload-interval, --timeout, --max-body and --max-connections must be greater than zero")
+    if min(args.reload_interval, args.timeout, args.max_body, args.max_connections, args.deadline) <= 0:
+        raise UsageError(
+            "--reload-interval, --timeout, --max-body, --max-connections and --deadline must be greater than zero"
+        )
+    if args.max_per_client <= 0:
+        raise UsageError("--max-per-client must be greater than zero")
     log = Log(level=args.log_level)
     # Refuse to start with the built-in target; then reload the same file that was found.
     config_from_args(args, needs_target="webhook")
@@ -74,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
             max_body=args.max_body,
             timeout=args.timeout,
             max_connections=args.max_connections,
+            deadline=args.deadline,
+            per_client=args.max_per_client,
         )
     except OSError as exc:
         raise WebhookError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}; pick another --port") from exc

@@ -330,7 +330,8 @@ class RegistryClient:
 
     def get_referrers(self, host: str, repository: str, digest: str) -> Manifest | None:
         """The OCI index listing the manifests whose ``subject`` is ``digest``, or ``None`` when the registry has
-        no referrers API (it answers 404; a registry that has one answers 200 even for an unknown digest).
+        no referrers API (it answers 404, the spec's signal; 405 or 501 from a registry that does not know the
+        route mean the same; a registry that has one answers 200 even for an unknown digest).
 
         https://github.com/opencontainers/distribution-spec/blob/main/spec.md#listing-referrers
         """
@@ -342,12 +343,12 @@ class RegistryClient:
             f"/v2/{repository}/referrers/{digest}",
             scopes=_pull(repository),
             headers={"Accept": OCI_INDEX},
-            allow=(404,),
+            allow=(404, 405, 501),
             stream=True,
             what=where,
         )
         try:
-            if response.status_code == 404:
+            if response.status_code in (404, 405, 501):
                 return None
             body = _read_limited(response, MAX_MANIFEST_BYTES, where)
         finally:

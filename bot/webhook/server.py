@@ -7,15 +7,22 @@ Each accepted connection is wrapped with the TLS context current at that moment,
 is served to new connections without a restart. The TLS handshake runs in the connection's own thread, and
 every socket has a timeout, so a slow or silent client holds only its own thread. Connections are kept
 alive (the API server reuses them) and Nagle's algorithm is off so a response is never held back.
+
+Slow clients cannot starve the others: each request (TLS handshake, headers and body, or the wait for the
+next request on a kept-alive connection) must arrive within ``deadline`` seconds in total, however slowly its
+bytes trickle in (a watchdog shuts the connection down), and one client address holds at most
+``per_client`` connections; past either limit a connection is closed at once and everyone else is answered.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import ssl
 import threading
 import time
+from collections import Counter
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -27,6 +34,9 @@ from bot.webhook.reload import Watched
 DEFAULT_MAX_BODY = 4 * 1024 * 1024  # a pod and its old version, well above what the API server stores
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_MAX_CONNECTIONS = 256  # one thread each; the API server keeps a few kept-alive connections per replica
+DEFAULT_DEADLINE = 10.0  # seconds for a whole request: handshake, headers and body
+DEFAULT_PER_CLIENT = 64  # connections one address may hold (the API server's replicas each use a few)
+MAX_LOGGED_IMAGES = 20  # images named per admission log line; the rest are counted
 
 
 class WebhookServer(ThreadingHTTPServer):
@@ -43,8 +53,16 @@ class WebhookServer(ThreadingHTTPServer):
         max_body: int = DEFAULT_MAX_BODY,
         timeout: float = DEFAULT_TIMEOUT,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        deadline: float = DEFAULT_DEADLINE,
+        per_client: int = DEFAULT_PER_CLIENT,
     ) -> None:
         self.settings = settings
+        self.deadline = deadline
+        self.per_client = per_client
+        self._clients: Counter[str] = Counter()
+        self._due: dict[socket.socket, float] = {}  # connection -> when its current request must be in
+        self._watch_lock = threading.Lock()
+        threading.Thread(target=self._watchdog, name="webhook-deadlines", daemon=True).start()
         self.tls = tls
         self.log = log
         self.max_body = max_body
@@ -65,22 +83,68 @@ class WebhookServer(ThreadingHTTPServer):
         return wrapped, address
 
     def process_request(self, request: Any, client_address: Any) -> None:
+        client = str(client_address[0])
+        with self._watch_lock:
+            crowded = self._clients[client] >= self.per_client
+            if not crowded:
+                self._clients[client] += 1
+        if crowded:
+            self.log.debug("too many connections from one client; closing a new one", client=client)
+            self.shutdown_request(request)
+            return
         if not self._slots.acquire(blocking=False):
             # Past the limit a connection is closed at once rather than given yet another thread.
-            self.log.warning("too many connections; closing a new one", client=str(client_address[0]))
+            self._leave(client)
+            self.log.warning("too many connections; closing a new one", client=client)
             self.shutdown_request(request)
             return
         try:
+            self.expect(request)  # the handshake and the first request count against the deadline
             super().process_request(request, client_address)
         except BaseException:
             self._slots.release()
+            self.done(request)
+            self._leave(client)
             raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
+            self.done(request)
             self._slots.release()
+            self._leave(str(client_address[0]))
+
+    def _leave(self, client: str) -> None:
+        with self._watch_lock:
+            self._clients[client] -= 1
+            if self._clients[client] <= 0:
+                del self._clients[client]
+
+    def expect(self, sock: socket.socket) -> None:
+        """The next request on ``sock`` must be complete within the deadline, from now."""
+        with self._watch_lock:
+            self._due[sock] = time.monotonic() + self.deadline
+
+    def done(self, sock: socket.socket) -> None:
+        with self._watch_lock:
+            self._due.pop(sock, None)
+
+    def _watchdog(self) -> None:
+        """Shut down connections whose request is overdue: a client that sends a byte every few seconds
+        never trips the socket timeout, but it does trip this."""
+        tick = min(0.5, self.deadline / 4)
+        while True:
+            time.sleep(tick)
+            now = time.monotonic()
+            with self._watch_lock:
+                overdue = [sock for sock, due in self._due.items() if due <= now]
+                for sock in overdue:
+                    del self._due[sock]
+            for sock in overdue:
+                # The plain socket's shutdown (not SSLSocket's): the blocked read returns at once.
+                with contextlib.suppress(OSError):
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         self.log.debug("connection error", client=str(client_address[0]))
@@ -97,6 +161,11 @@ class _Handler(BaseHTTPRequestHandler):
         assert isinstance(self.request, ssl.SSLSocket)
         self.request.do_handshake()
         super().setup()
+
+    def handle_one_request(self) -> None:
+        super().handle_one_request()
+        if not self.close_connection:
+            self.server.expect(self.request)  # the next request on this connection gets its own deadline
 
     def log_message(self, format: str, *args: Any) -> None:
         self.server.log.debug("http", detail=format % args)
@@ -146,6 +215,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.log.error("admission failed; pod left unchanged", uid=uid, error=repr(exc))
             self._send_json(allow(uid))
             return
+        self.server.done(self.request)  # the request is in: answering is not bounded by its deadline
         self._send_json(admission.response())
         log = self.server.log
         if log.enabled("info"):
@@ -156,8 +226,8 @@ class _Handler(BaseHTTPRequestHandler):
                 pod=admission.name,
                 operation=admission.operation,
                 skipped=admission.skipped or None,
-                rewritten=[f"{d.image} -> {d.target}" for d in admission.rewritten],
-                kept=[f"{d.image}: {d.reason}" for d in admission.kept],
+                rewritten=_some([f"{d.image} -> {d.target}" for d in admission.rewritten]),
+                kept=_some([f"{d.image}: {d.reason}" for d in admission.kept]),
                 ms=round((time.perf_counter() - started) * 1000, 3),
             )
 
@@ -177,3 +247,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(body)
+
+
+def _some(items: list[str], limit: int = MAX_LOGGED_IMAGES) -> list[str] | dict[str, object]:
+    """``items``, or when there are more than ``limit`` the first ``limit`` and how many there are: a pod
+    with 60,000 images must not write a multi-megabyte log line."""
+    if len(items) <= limit:
+        return items
+    return {"first": [item[:512] for item in items[:limit]], "count": len(items)}

@@ -30,6 +30,7 @@ from bot.registry.client import RegistryClient
 from bot.registry.copy import ImageLocation, copy_image
 from bot.registry.factory import DEFAULT_TIMEOUT
 from bot.registry.transport import Transport, TransportSettings
+from bot.settings import Settings
 from tests.harness import figures
 from tests.harness.fault_schedule import (
     BODY_KINDS,
@@ -641,13 +642,17 @@ def test_the_read_timeout_is_an_option_with_a_sensible_default() -> None:
     assert TransportSettings().read_timeout == DEFAULT_TIMEOUT == 60.0
     parser = argparse.ArgumentParser()
     add_registry_options(parser)
-    assert client_options(parser.parse_args([])).timeout == 60.0
-    options = client_options(parser.parse_args(["--timeout", "2.5"]))
+
+    def parse(argv: list[str]) -> argparse.Namespace:  # as bot.cli.main hands them over: with the settings
+        return parser.parse_args(argv, argparse.Namespace(settings=Settings()))
+
+    assert client_options(parse([])).timeout == 60.0
+    options = client_options(parse(["--timeout", "2.5"]))
     with options.build(parse_config(None)) as client:
         assert client.transport.settings.read_timeout == 2.5
     for bad in ("0", "-1", "nan", "7200"):
         with pytest.raises(UsageError, match="--timeout"):
-            client_options(parser.parse_args(["--timeout", bad]))
+            client_options(parse(["--timeout", bad]))
 
 
 # -- TLS, token servers and tag lists ------------------------------------------------------------------------
