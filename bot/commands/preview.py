@@ -25,7 +25,7 @@ from bot.lists import (
     too_large_message,
 )
 from bot.report.comment import render_report
-from bot.rules import Mapper
+from bot.targets import mapper_for
 from bot.validate import ListChange, validate_changes
 
 
@@ -58,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    mapper = Mapper(config)
+    mapper = mapper_for(config)  # the target's naming rules too, as validate-pr applies them
     files: list[Path] = args.files or [REQUIRED_LIST, DAILY_LIST]
     changes = [_whole_file(path, missing_ok=not args.files) for path in files]
     mirrored = read_list(args.mirrored, ListKind.MIRRORED, missing_ok=True)

@@ -64,3 +64,13 @@ def test_a_bad_line_fails_with_its_fix(tmp_path: Path) -> None:
     assert "registry elastic.co is not allowed" in result.stdout and "**Fix:**" in result.stdout
     missing = preview(str(tmp_path / "nope.txt"), "--registry", "m.example", cwd=tmp_path)
     assert missing.returncode == 1 and "nope.txt: file not found" in missing.stderr
+
+
+def test_a_path_the_target_cannot_hold_is_refused_as_the_pull_request_check_does(tmp_path: Path) -> None:
+    listing = tmp_path / "required-images.txt"
+    listing.write_text("docker.io/someorg/my__app:1.0\n")
+    ecr = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+    result = preview(str(listing), "--registry", ecr, cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "ECR refuses the mirror repository dockerhub/someorg/my\\_\\_app" in result.stdout
+    assert "ECR repository name pattern" in result.stdout and "**Fix:**" in result.stdout
