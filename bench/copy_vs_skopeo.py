@@ -87,8 +87,11 @@ def _poll_hwm(pid: int, done: threading.Event, seen: list[int]) -> None:
         done.wait(0.01)
 
 
-def run_process(argv: Sequence[str], *, env: dict[str, str], cwd: Path, label: str) -> Run:
-    """Run ``argv`` to the end; wall time, CPU time (wait4) and peak RSS of that one process."""
+def run_process(
+    argv: Sequence[str], *, env: dict[str, str], cwd: Path, label: str, timeout: float | None = None
+) -> Run:
+    """Run ``argv`` to the end; wall time, CPU time (wait4) and peak RSS of that one process. After ``timeout``
+    seconds it is killed (exit -9: the caller reports the run as not finished)."""
     out_path = cwd / f"{label}.stdout"
     err_path = cwd / f"{label}.stderr"
     with out_path.open("wb") as out, err_path.open("wb") as err:
@@ -98,7 +101,12 @@ def run_process(argv: Sequence[str], *, env: dict[str, str], cwd: Path, label: s
         seen = [0]
         poller = threading.Thread(target=_poll_hwm, args=(process.pid, done, seen), daemon=True)
         poller.start()
+        killer = threading.Timer(timeout, process.kill) if timeout else None
+        if killer is not None:
+            killer.start()
         _, status, usage = os.wait4(process.pid, 0)
+        if killer is not None:
+            killer.cancel()
         seconds = time.perf_counter() - started
         done.set()
         poller.join()

@@ -296,6 +296,7 @@ class Tools:
             self.env.pop(key, None)
         self.count = 0
         self.bot_args: list[str] = []
+        self.timeout: float | None = None  # seconds a run may take before it is killed and reported unfinished
 
     def scratch(self, label: str) -> Path:
         self.count += 1
@@ -333,7 +334,7 @@ class Tools:
             argv = ["skopeo", "--registries-conf", str(conf), "sync", "--all", "--src", "yaml", "--dest", "docker"]
             argv += ["--src-tls-verify=false", "--dest-tls-verify=false", "--src-no-creds", "--dest-no-creds"]
             argv += [str(cwd / "images.yml"), f"{target}/mirror"]
-        return run_process([*prefix, *argv], env=self.env, cwd=cwd, label=label)
+        return run_process([*prefix, *argv], env=self.env, cwd=cwd, label=label, timeout=self.timeout)
 
 
 # -- one measurement ----------------------------------------------------------------------------------------
@@ -609,6 +610,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tool", action="append", choices=[BOT, SKOPEO], help="only this tool (tuning; no ratios)")
     parser.add_argument("--bot-arg", action="append", default=[], help="pass this argument to the bot too")
     parser.add_argument("--reset-mb", type=int, default=50, help="the proxy cuts each connection after this many MB")
+    parser.add_argument(
+        "--timeout", type=float, default=900, help="kill a run after this many seconds, reported as FAILED (900)"
+    )
     args = parser.parse_args(argv)
     args.tool = args.tool or [BOT, SKOPEO]
     signal.signal(signal.SIGTERM, _interrupt)  # clean up on kill too
@@ -620,6 +624,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="wan-bench-"))
     tools = Tools(work)
     tools.bot_args = args.bot_arg
+    tools.timeout = args.timeout
     results: list[Measure] = []
     try:
         binary = build_forwarder(work)

@@ -173,7 +173,7 @@ class TransferConfig:
 
     part_size_mib: int = 1
     parts: int = 8
-    parted_from_mib: int = 2
+    parted_from_mib: int = 1
     buffer_mib: int = 64
     upload_chunk_mib: int = 64
 

@@ -210,6 +210,16 @@ def sync(
     if cancel is not None:
         client.cancel_on(cancel)
     carrier = Referrers(referrers, concurrency=concurrency) if referrers is not None and referrers.copy else None
+    # Each image is read back in its own worker as soon as it is done, while other images still move: one by
+    # one after the run, each a round trip to the target, the reads took seconds on a long link.
+    checks: dict[tuple[str, str, str], tuple[bool, str | None]] = {}
+
+    def finish(copier: Copier, src: ImageLocation, dst: ImageLocation, copy: CopyResult) -> CopyResult:
+        if carrier is not None:
+            copy = carrier.attach(copier, src, dst, copy)
+        checks[(dst.host, dst.repository, dst.reference)] = _verify(client, dst, copy)
+        return copy
+
     try:
         with Copier(
             client,
@@ -218,7 +228,7 @@ def sync(
             dry_run=dry_run,
             prepare=hook,
             cancel=cancel,
-            attach=carrier.attach if carrier is not None else None,
+            attach=finish,
             mount_policy=mount_policy,
             limits=limits,
         ) as copier:
@@ -252,7 +262,8 @@ def sync(
         verified = False
         reason = None
         if not dry_run:
-            verified, reason = _verify(client, outcome.target, copy)
+            where = (outcome.target.host, outcome.target.repository, outcome.target.reference)
+            verified, reason = checks.get(where) or _verify(client, outcome.target, copy)
         results[index] = ImageResult(
             ref,
             target,

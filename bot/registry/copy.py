@@ -265,6 +265,8 @@ class Copier:
         self._present: dict[tuple[str, str], set[str]] = {}
         # (target host, digest) -> set when the transfer in progress ends (either way)
         self._inflight: dict[tuple[str, str], threading.Event] = {}
+        # (target host, digest) -> workers of other images waiting for that transfer (it is urgent then)
+        self._waiters: dict[tuple[str, str], int] = {}
         # digests counted by a dry run (each distinct blob would move once)
         self._planned: set[str] = set()
         # (target host, digest) -> lock: identical manifest content is pushed by one worker at a time, since
@@ -571,7 +573,13 @@ class Copier:
                 self._upload_unless_present(src, dst, blob, counters)
                 return
             if waiting is not None:
-                waiting.wait()
+                with self._lock:
+                    self._waiters[key] = self._waiters.get(key, 0) + 1
+                try:
+                    waiting.wait()
+                finally:
+                    with self._lock:
+                        self._waiters[key] -= 1
                 continue
             if self.client.head_blob(dst.host, dst.repository, blob.digest) is not None:
                 self._mark_present(key, dst.repository)
@@ -732,6 +740,8 @@ class Copier:
             buffer=self._part_buffer,
             on_chunk=on_chunk,
             stats=self.downloads,
+            streams=streams,
+            urgent=lambda: self._waiters.get((dst.host, blob.digest), 0) > 0,
         )
 
 

@@ -8,10 +8,18 @@ https://www.rfc-editor.org/rfc/rfc9110#name-content-range). A registry or CDN th
 on. A ``206`` for another range is not trusted: the host is downloaded whole from then on.
 
 One TCP stream over a lossy long link is capped far below the link (about MSS / (RTT * sqrt(loss))), so a blob
-whose one stream proves slow (below :attr:`TransferSettings.slow_stream` after ``probe_seconds``) fetches the
-rest as several ranges at once (:class:`PartedReader`), delivered in order; on a fast link (or loopback) a blob
-keeps its one stream, which costs the least. Only the parts
-ahead of the one being delivered are held in memory, and the run holds at most
+whose one stream proves slow fetches the rest as several ranges at once (:class:`PartedReader`), delivered in
+order; on a fast link (or loopback) a blob keeps its one stream, which costs the least. "Slow" is the source's
+pace alone: below :attr:`TransferSettings.slow_stream` bytes per second of time spent waiting for the source,
+over at least ``probe_seconds`` of it. A download held back by a slow upload (the target across the long link)
+waits on its consumer, not on the source, so it keeps its one stream. The probe goes on for the whole download,
+and a blob goes parted only while the source host has stream slots to spare (:class:`SpareStreams`): while
+every slot is busy more streams would only share the same link, and when transfers finish near the end of a
+run the slow ones left split their rest across the freed slots instead of trickling on alone. A blob other
+images wait for (a shared base layer they will mount) is on every one's path: it splits, and runs its parts,
+even when no slot is spare. Parts are at most
+``part_size`` and smaller for a small rest (down to :data:`MIN_PART`), so that a 2 MB layer can still be spread.
+Only the parts ahead of the one being delivered are held in memory, and the run holds at most
 :attr:`TransferSettings.buffer_bytes` of them in all.
 """
 
@@ -22,9 +30,11 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 from bot.errors import RegistryError
 from bot.registry.client import BlobStream, RegistryClient
@@ -35,6 +45,7 @@ from bot.registry.transport import gave_up
 # connection after some MB still gets a blob of any size through, while a source that breaks off after a few
 # KB every time is given up after ``attempts`` tries.
 PROGRESS = 1024 * 1024
+MIN_PART = 256 * 1024  # the smallest range worth a request of its own
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
 
 
@@ -45,6 +56,34 @@ def range_matches(header: str | None, start: int, end: int, size: int) -> bool:
         return False
     first, last, total = match.groups()
     return int(first) == start and int(last) == end and total in ("*", str(size))
+
+
+class SpareStreams(Protocol):
+    """The source host's stream slots beyond the one a blob holds (:class:`bot.registry.streams.StreamLimit`)."""
+
+    def spare(self) -> int:
+        """Slots free now with nobody waiting for one."""
+        ...
+
+    def try_acquire(self) -> bool:
+        """Take a free slot without waiting; False when there is none to spare."""
+        ...
+
+    def release(self) -> None: ...
+
+
+class _Unbounded:
+    """No stream bound (a reader used outside a :class:`~bot.registry.copy.Copier`): parts are bounded by
+    ``parts`` and the buffer alone."""
+
+    def spare(self) -> int:
+        return 1 << 30
+
+    def try_acquire(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        return None
 
 
 @dataclass(slots=True)
@@ -79,8 +118,13 @@ class SourceReader:
         buffer: threading.Semaphore | None = None,
         stats: DownloadStats | None = None,
         cut_every: int | None = None,
+        streams: SpareStreams | None = None,
+        urgent: Callable[[], bool] = lambda: False,
     ) -> None:
         self.client = client
+        self.streams: SpareStreams = streams or _Unbounded()
+        # Other images wait for this blob (a shared base layer): it splits, and its parts run, without spare slots.
+        self.urgent = urgent
         self.host, self.repository, self.digest, self.size = host, repository, digest, size
         self.offset = start
         self.hasher = hasher or hashlib.sha256()
@@ -126,31 +170,50 @@ class SourceReader:
         return chunk
 
     def _parted(self) -> bool:
+        """May the rest of this blob go as ranges (its size, the settings, the host)?"""
         settings = self.settings
         return (
             settings.parts > 1
-            and self.size - self.offset >= max(settings.parted_from, 2 * settings.part_size)
+            and self.size >= settings.parted_from
+            and self.size - self.offset >= 2 * min(MIN_PART, settings.part_size)
             and self.host not in self.client.whole_blob_hosts
         )
 
+    def _may_spread(self) -> bool:
+        return self.streams.spare() > 0 or self.urgent()
+
+    def part_size(self) -> int:
+        """``part_size``, or less so that a small rest still spreads over ``parts`` ranges (not under
+        :data:`MIN_PART` unless ``part_size`` is)."""
+        settings = self.settings
+        rest = self.size - self.offset
+        spread = -(-rest // settings.parts)
+        return min(settings.part_size, max(spread, MIN_PART))
+
     def _sequential(self, *, probe: bool) -> Iterator[bytes]:
         """From ``offset`` to the end over one connection at a time, resuming where a body broke off. With
-        ``probe``, stop early once the stream has run ``probe_seconds`` below ``slow_stream`` bytes per second
-        (a long, lossy link): the caller fetches the rest as parallel ranges."""
+        ``probe``, stop early once the source has proved slow and the host has a stream slot to spare (see the
+        module docstring): the caller fetches the rest as parallel ranges."""
         failures = 0
-        began, start_offset = time.monotonic(), self.offset
+        pace = _Pace()
         while self.offset < self.size:
             start = self.offset
             try:
                 with self._open(start) as stream:
                     skip = start if stream.status == 200 else 0
-                    for received in stream:
+                    chunks = iter(stream)
+                    while True:
+                        with pace.waiting():
+                            received = next(chunks, None)
+                        if received is None:
+                            break
                         self.stats.received += len(received)
+                        pace.bytes += len(received)
                         dropped = min(skip, len(received))  # bytes delivered before, sent again
                         skip -= dropped
                         if dropped < len(received):
                             yield received[dropped:]
-                        if probe and self._slow(began, start_offset) and self._parted():
+                        if probe and pace.slow(self.settings) and self._parted() and self._may_spread():
                             return
                 if self.offset < self.size:
                     raise RegistryError(
@@ -165,11 +228,6 @@ class SourceReader:
                     raise gave_up(exc, failures) from exc
                 self.client.transport.pause(max(failures, 1))
                 self.stats.resumes += 1
-
-    def _slow(self, began: float, start_offset: int) -> bool:
-        elapsed = time.monotonic() - began
-        settings = self.settings
-        return elapsed >= settings.probe_seconds and self.offset - start_offset < settings.slow_stream * elapsed
 
     def _open(self, start: int) -> BlobStream:
         """A stream of the blob from ``start`` (or whole, status 200, when the host does not do ranges)."""
@@ -189,6 +247,27 @@ class SourceReader:
         return stream
 
 
+class _Pace:
+    """Bytes received and the time spent waiting for them (not the time the consumer held the stream)."""
+
+    __slots__ = ("bytes", "seconds")
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.seconds = 0.0
+
+    @contextmanager
+    def waiting(self) -> Iterator[None]:
+        began = time.monotonic()
+        try:
+            yield
+        finally:
+            self.seconds += time.monotonic() - began
+
+    def slow(self, settings: TransferSettings) -> bool:
+        return self.seconds >= settings.probe_seconds and self.bytes < settings.slow_stream * self.seconds
+
+
 class _NoRanges(Exception):
     """The source answered a part with something other than exactly the range asked for."""
 
@@ -196,9 +275,10 @@ class _NoRanges(Exception):
 class _Part:
     """One range being downloaded; its chunks wait here until delivered."""
 
-    def __init__(self, start: int, end: int, slot: threading.Semaphore | None) -> None:
+    def __init__(self, start: int, end: int, slot: threading.Semaphore | None, stream: SpareStreams | None) -> None:
         self.start, self.end = start, end  # inclusive
         self.slot = slot  # the buffer slot this part holds, released when it is delivered or dropped
+        self.stream = stream  # the host's stream slot this part's download holds, released when it ends
         self.chunks: deque[bytes] = deque()
         self.done = False
         self.error: BaseException | None = None
@@ -230,19 +310,26 @@ class _Part:
         if slot is not None:
             slot.release()
 
+    def release_stream(self) -> None:
+        with self.cond:
+            stream, self.stream = self.stream, None
+        if stream is not None:
+            stream.release()
+
 
 class PartedReader:
     """Downloads the rest of a :class:`SourceReader`'s blob as ranges, up to ``parts`` at once, in order.
 
-    The part being delivered streams through; parts ahead need a slot of the run-wide ``buffer`` (taken
-    without waiting, so a busy run just downloads fewer parts at once). When the source does not answer a
-    range exactly, the host is marked and the reader stops; the :class:`SourceReader` goes on from the last
-    byte delivered, one connection at a time.
+    The part being delivered streams through on the blob's own stream slot; parts ahead need a slot of the
+    run-wide ``buffer`` and a spare stream slot of the host (both taken without waiting, so a busy run just
+    downloads fewer parts at once, and more as slots free up). When the source does not answer a range
+    exactly, the host is marked and the reader stops; the :class:`SourceReader` goes on from the last byte
+    delivered, one connection at a time.
     """
 
     def __init__(self, reader: SourceReader) -> None:
         self.reader = reader
-        size, part = reader.size, reader.settings.part_size
+        size, part = reader.size, reader.part_size()
         self._pending = deque((start, min(start + part, size) - 1) for start in range(reader.offset, size, part))
         self._parts: deque[_Part] = deque()
         self._stop = threading.Event()
@@ -271,19 +358,26 @@ class PartedReader:
             self._stop.set()
             for part in self._parts:
                 part.release()
+                part.release_stream()  # a part never started gives its slot back here; a running one also does
             pool.shutdown(wait=False, cancel_futures=True)
 
     def _fill(self, pool: ThreadPoolExecutor, *, head: bool = False) -> None:
         """Start parts while there are slots: the head part needs none (it streams straight through)."""
-        settings = self.reader.settings
+        settings, streams = self.reader.settings, self.reader.streams
         while self._pending and len(self._parts) < settings.parts:
-            slot = self.reader.buffer
+            slot, stream = self.reader.buffer, None
             if head or not self._parts:
                 slot = None
-            elif slot is None or not slot.acquire(blocking=False):
-                return
+            else:
+                if slot is None or not slot.acquire(blocking=False):
+                    return
+                if streams.try_acquire():
+                    stream = streams
+                elif not self.reader.urgent():
+                    slot.release()
+                    return
             start, end = self._pending.popleft()
-            part = _Part(start, end, slot)
+            part = _Part(start, end, slot, stream)
             self._parts.append(part)
             pool.submit(self._fetch, part)
             head = False
@@ -323,8 +417,10 @@ class PartedReader:
                     reader.client.transport.pause(max(failures, 1))
                     reader.stats.resumes += 1
         except BaseException as exc:  # handed to the thread that delivers the part
+            part.release_stream()
             part.finish(exc)
             return
+        part.release_stream()
         part.finish()
 
 

@@ -23,7 +23,7 @@ from collections.abc import Callable, Generator, Iterator
 from bot.errors import RegistryError
 from bot.registry.client import RegistryClient
 from bot.registry.models import Descriptor
-from bot.registry.ranges import DownloadStats, SourceReader
+from bot.registry.ranges import DownloadStats, SourceReader, SpareStreams
 from bot.registry.transfer import TransferSettings
 from bot.registry.transport import gave_up
 
@@ -48,8 +48,12 @@ class BlobTransfer:
         buffer: threading.Semaphore | None = None,
         on_chunk: Callable[[int], None] = lambda _n: None,
         stats: DownloadStats | None = None,
+        streams: SpareStreams | None = None,
+        urgent: Callable[[], bool] = lambda: False,
     ) -> None:
         self.client = client
+        self.streams = streams
+        self.urgent = urgent
         self.source, self.target, self.blob = source, target, blob
         self.settings = settings
         self.attempts = max(1, attempts)
@@ -83,6 +87,8 @@ class BlobTransfer:
             buffer=self.buffer,
             stats=self.stats,
             cut_every=self.settings.upload_chunk,
+            streams=self.streams,
+            urgent=self.urgent,
         )
 
     def _counted(self, chunks: Iterator[bytes] | SourceReader) -> Generator[bytes]:

@@ -7,6 +7,10 @@ for a slot, grows by half each ``window`` seconds (long enough for new streams t
 long link) for as long as the bytes per second carried grow by at least :data:`GAIN` with it, up to
 ``ceiling``. A step after which less moved is taken back, and growth pauses for a few windows. A failed
 transfer (an error, a 429) halves the bound, never below 1, and restarts the probing from there.
+
+A blob that holds a slot and proves slow takes spare slots for ranged parts of its rest without waiting
+(:meth:`StreamLimit.try_acquire`, see :mod:`bot.registry.ranges`); a part refused for want of a slot counts as
+demand, like a transfer waiting for one.
 """
 
 from __future__ import annotations
@@ -52,9 +56,27 @@ class StreamLimit:
         try:
             yield
         finally:
-            with self._cond:
-                self.active -= 1
-                self._cond.notify()
+            self.release()
+
+    def spare(self) -> int:
+        """Slots free now with nobody waiting for one (a slow blob may spread its rest over them)."""
+        with self._cond:
+            return 0 if self._waiting else max(0, self.limit - self.active)
+
+    def try_acquire(self) -> bool:
+        """Take a spare slot without waiting (a ranged part of a blob that holds a slot already); pair with
+        :meth:`release`. A transfer waiting for a slot comes first."""
+        with self._cond:
+            if self._waiting or self.active >= self.limit:
+                self._wanted = True  # demand for more streams, as a transfer waiting for one is
+                return False
+            self.active += 1
+            return True
+
+    def release(self) -> None:
+        with self._cond:
+            self.active -= 1
+            self._cond.notify()
 
     def moved(self, size: int) -> None:
         """``size`` bytes arrived from the host; once a window is full, decide on the bound."""

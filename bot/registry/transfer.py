@@ -12,9 +12,10 @@ MiB = 1024 * 1024
 class TransferSettings:
     """How blobs move: ranged parts for downloads, chunks for resumable uploads.
 
-    - ``part_size``: bytes per ranged download part; a blob of at least ``parted_from`` bytes whose one stream
-      moved less than ``slow_stream`` bytes/s over its first ``probe_seconds`` downloads the rest as up to
-      ``parts`` ranges at once (``parts`` 1 turns this off).
+    - ``part_size``: bytes per ranged download part (less for a small rest); a blob of at least ``parted_from``
+      bytes whose source delivered less than ``slow_stream`` bytes per second of waiting, over at least
+      ``probe_seconds`` of it, downloads the rest as up to ``parts`` ranges at once while the host has stream
+      slots to spare (``parts`` 1 turns this off; see :mod:`bot.registry.ranges`).
     - ``buffer_bytes``: parts downloaded ahead of the one being delivered, run-wide, stay below this.
     - ``upload_chunk``: blobs larger than this go up as ``PATCH`` chunks of this size, so a broken upload can
       continue where the registry says it stopped. ECR refuses parts under 5 MiB but the last
@@ -27,7 +28,7 @@ class TransferSettings:
 
     part_size: int = 1 * MiB
     parts: int = 8
-    parted_from: int = 2 * MiB
+    parted_from: int = 1 * MiB
     buffer_bytes: int = 64 * MiB
     upload_chunk: int = 64 * MiB
     slow_stream: float = 2 * MiB  # bytes/s: a blob's one stream slower than this ...

@@ -6,13 +6,15 @@ sent again are counted there, and every copy is checked digest-exact at the targ
 
 from __future__ import annotations
 
+import hashlib
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from bot.registry.client import RegistryClient
 from bot.registry.copy import Copier, CopyResult, ImageLocation
-from bot.registry.ranges import range_matches
+from bot.registry.ranges import SourceReader, new_buffer, range_matches
 from bot.registry.transfer import MiB, TransferSettings
 from bot.registry.transport import Transport, TransportSettings
 from tests.harness.fault_proxy import FaultProxy
@@ -169,6 +171,80 @@ def test_a_fast_stream_stays_one_stream(
     settings = TransferSettings(part_size=512 * KiB, parts=4, parted_from=MiB, slow_stream=1024, probe_seconds=0)
     copy(src_proxy.host, registry.host, settings)
     assert_exact(registry, image)
+    assert [g.status for g in src_proxy.matching(method="GET", path=f"/blobs/{digest}$")] == [200]
+
+
+class Slots:
+    """The source host's stream slots as a :class:`~bot.registry.ranges.SpareStreams`: ``free`` of them."""
+
+    def __init__(self, free: int) -> None:
+        self.free, self.taken = free, 0
+
+    def spare(self) -> int:
+        return self.free
+
+    def try_acquire(self) -> bool:
+        if self.free == 0:
+            return False
+        self.free -= 1
+        self.taken += 1
+        return True
+
+    def release(self) -> None:
+        self.free += 1
+
+
+def read_blob(host: str, digest: str, size: int, settings: TransferSettings, **kwargs: object) -> bytes:
+    with client() as registry:
+        buffer = new_buffer(settings)
+        reader = SourceReader(registry, host, "lib/app", digest, size, settings=settings, buffer=buffer, **kwargs)  # type: ignore[arg-type]
+        return b"".join(reader)
+
+
+def test_a_slow_stream_splits_only_while_the_host_has_slots_to_spare(
+    image: PushedImage, source: RegistryServer, src_proxy: CountingProxy
+) -> None:
+    digest, size = layer_of(image)
+    slow = TransferSettings(part_size=512 * KiB, parts=4, parted_from=MiB, slow_stream=1e15, probe_seconds=0)
+    # Every slot busy: more streams would only share the link; the blob keeps its one stream.
+    busy = Slots(0)
+    body = read_blob(src_proxy.host, digest, size, slow, streams=busy)
+    assert hashlib.sha256(body).hexdigest() == digest.removeprefix("sha256:")
+    assert [g.status for g in src_proxy.matching(method="GET", path=f"/blobs/{digest}$")] == [200]
+    # Two slots spare: the rest goes as ranges, at most two of them beside the blob's own stream at a time,
+    # and every slot taken is given back.
+    src_proxy.reset()
+    spare = Slots(2)
+    body = read_blob(src_proxy.host, digest, size, slow, streams=spare)
+    assert hashlib.sha256(body).hexdigest() == digest.removeprefix("sha256:")
+    statuses = [g.status for g in src_proxy.matching(method="GET", path=f"/blobs/{digest}$")]
+    assert statuses[0] == 200 and set(statuses[1:]) == {206} and len(statuses) >= 1 + (size - MiB) // (512 * KiB)
+    assert spare.taken >= 1 and spare.free == 2
+
+
+def test_a_blob_other_images_wait_for_splits_without_spare_slots(image: PushedImage, src_proxy: CountingProxy) -> None:
+    digest, size = layer_of(image)
+    slow = TransferSettings(part_size=512 * KiB, parts=4, parted_from=MiB, slow_stream=1e15, probe_seconds=0)
+    busy = Slots(0)
+    body = read_blob(src_proxy.host, digest, size, slow, streams=busy, urgent=lambda: True)
+    assert hashlib.sha256(body).hexdigest() == digest.removeprefix("sha256:")
+    statuses = [g.status for g in src_proxy.matching(method="GET", path=f"/blobs/{digest}$")]
+    assert statuses[0] == 200 and len(statuses) > 2 and set(statuses[1:]) == {206}
+    assert busy.free == 0 and busy.taken == 0
+
+
+def test_a_download_held_back_by_its_upload_is_not_slow(image: PushedImage, src_proxy: CountingProxy) -> None:
+    """Slowness is the source's pace: time the consumer (a slow upload) holds the stream does not count."""
+    digest, size = layer_of(image)
+    # 3 MiB/s of waiting for the source is slow; a loopback registry sends far faster than that, while the
+    # consumer below takes 0.25 s per chunk (a whole-stream pace under 3 MiB/s once the chunks are under 768
+    # KiB, which they are: at most 1 MiB and usually less).
+    settings = TransferSettings(part_size=512 * KiB, parts=4, parted_from=MiB, slow_stream=3 * MiB, probe_seconds=0.2)
+    with client() as registry:
+        reader = SourceReader(registry, src_proxy.host, "lib/app", digest, size, settings=settings)
+        for _chunk in reader:
+            time.sleep(0.25)
+    assert reader.offset == size
     assert [g.status for g in src_proxy.matching(method="GET", path=f"/blobs/{digest}$")] == [200]
 
 

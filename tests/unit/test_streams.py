@@ -77,3 +77,21 @@ def test_an_idle_host_does_not_grow() -> None:
             clock.now += 3.0
             limit.moved(3_000_000)
     assert limit.limit == 8
+
+
+def test_spare_slots_go_to_parts_only_when_nobody_waits() -> None:
+    clock = Clock()
+    limit = StreamLimit(2, 8, window=3.0, clock=clock)
+    with limit.slot():
+        assert limit.spare() == 1
+        assert limit.try_acquire()
+        assert limit.spare() == 0 and limit.active == 2
+        assert not limit.try_acquire()  # none to spare: counted as demand for more streams
+        assert limit._wanted
+        limit.release()
+        assert limit.spare() == 1
+        # A transfer waiting for a slot comes before a part.
+        limit._waiting = 1
+        assert limit.spare() == 0 and not limit.try_acquire()
+        limit._waiting = 0
+    assert limit.active == 0 and limit.spare() == 2
