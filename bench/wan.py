@@ -15,7 +15,8 @@ as on GitHub's hosted runners. Profiles:
 and both placements: ``near-target`` (the tool next to the target, the source across the link: a runner in
 China pulling from Docker Hub) and ``near-source`` (the tool next to the source, the target across the link:
 a hosted runner pushing into ECR China). Each repetition runs ``python -m bot sync`` and ``skopeo sync --all``
-into fresh target registries, alternating which goes first, plus one large image (the big layer of the set,
+into fresh target registries, alternating which goes first, then each again into its filled target (the no-op
+re-sync: the bot from the mirrored list it wrote, its everyday path), plus one large image (the big layer of the set,
 102 MB at scale 0.1, 307 MB at 0.3: how the bot fares when one huge layer dominates an image).
 
 The reset scenario (loopback, no emulated link): the 307 MB layer through a TCP proxy that cuts every
@@ -295,6 +296,7 @@ class Tools:
         for key in ("GITHUB_STEP_SUMMARY", "GITHUB_ACTIONS"):
             self.env.pop(key, None)
         self.count = 0
+        self.last: dict[str, Path] = {}  # tool -> the directory of its last run
         self.bot_args: list[str] = []
         self.timeout: float | None = None  # seconds a run may take before it is killed and reported unfinished
 
@@ -305,9 +307,22 @@ class Tools:
         return path
 
     def run(
-        self, ns: str | None, tool: str, label: str, source: str, target: str, images: Sequence[SourceImage]
+        self,
+        ns: str | None,
+        tool: str,
+        label: str,
+        source: str,
+        target: str,
+        images: Sequence[SourceImage],
+        *,
+        again: bool = False,
     ) -> Run:
+        """One run of ``tool``; ``again``: the bot starts from the mirrored list its previous run wrote."""
+        previous = self.last.get(tool)
         cwd = self.scratch(f"{tool}-{label}")
+        self.last[tool] = cwd
+        if again and previous is not None and (previous / "mirrored-images.txt").exists():
+            shutil.copy(previous / "mirrored-images.txt", cwd / "mirrored-images.txt")
         prefix = ["ip", "netns", "exec", ns] if ns else []
         if tool == BOT:
             config = cwd / "config.yml"
@@ -377,10 +392,11 @@ def link_runs(
                 order = tuple(t for t in ((BOT, SKOPEO) if rep % 2 else (SKOPEO, BOT)) if t in args.tool)
                 for scenario, images, payload in scenarios:
                     for tool in order:
-                        results.append(
-                            one_run(link, profile, placement, scenario, tool, rep, images, payload, source, tools, work)
-                        )
-                        print("  " + describe(results[-1]), flush=True)
+                        for measure in one_run(
+                            link, profile, placement, scenario, tool, rep, images, payload, source, tools, work
+                        ):
+                            results.append(measure)
+                            print("  " + describe(measure), flush=True)
         finally:
             source.stop()
     return results
@@ -398,36 +414,46 @@ def one_run(
     source: NsRegistry,
     tools: Tools,
     work: Path,
-) -> Measure:
+) -> list[Measure]:
+    """The copy into a fresh target; after the many-image copy also its no-op re-sync into the filled target
+    (the bot from the mirrored list the copy wrote, its everyday path; skopeo ``sync`` again)."""
     far_target = placement == "near-source"
     root = Path(tempfile.mkdtemp(prefix="target-", dir=work))
     target = NsRegistry(link.far if far_target else link.near, FAR_IP if far_target else NEAR_IP, 5001, root)
     target.start(work)
+    measures: list[Measure] = []
     try:
-        before = link.counters()
-        run = tools.run(
-            link.near, tool, f"{profile.name}-{placement}-{scenario}-{rep}", source.host, target.host, images
-        )
-        after = link.counters()
+        runs = [scenario, "noop"] if scenario == "many" else [scenario]
+        for kind in runs:
+            before = link.counters()
+            label = f"{profile.name}-{placement}-{kind}-{rep}"
+            run = tools.run(link.near, tool, label, source.host, target.host, images, again=kind == "noop")
+            after = link.counters()
+            problems = [p for image in images for p in missing_in_storage(root, f"mirror/{image.spec.name}", image)]
+            if run.returncode != 0 or problems:
+                print(f"  {tool} failed (exit {run.returncode}): {run.stderr[-600:]} {problems[:3]}", flush=True)
+            moved = (after[0] - before[0], after[1] - before[1])
+            ok = run.returncode == 0 and not problems
+            measures.append(
+                Measure(
+                    profile.name,
+                    placement,
+                    kind,
+                    tool,
+                    run.seconds,
+                    0 if kind == "noop" else payload,
+                    moved,
+                    profile.rate_bps,
+                    ok,
+                    run.peak_rss_mb,
+                )
+            )
+            if not ok:
+                break
     finally:
         target.stop()
-    problems = [p for image in images for p in missing_in_storage(root, f"mirror/{image.spec.name}", image)]
-    if run.returncode != 0 or problems:
-        print(f"  {tool} failed (exit {run.returncode}): {run.stderr[-600:]} {problems[:3]}", flush=True)
-    shutil.rmtree(root, ignore_errors=True)
-    moved = (after[0] - before[0], after[1] - before[1])
-    return Measure(
-        profile.name,
-        placement,
-        scenario,
-        tool,
-        run.seconds,
-        payload,
-        moved,
-        profile.rate_bps,
-        run.returncode == 0 and not problems,
-        run.peak_rss_mb,
-    )
+        shutil.rmtree(root, ignore_errors=True)
+    return measures
 
 
 def describe(m: Measure) -> str:
@@ -436,7 +462,7 @@ def describe(m: Measure) -> str:
         f"{m.profile:12} {m.placement:11} {m.scenario:5} {m.tool:6} {m.seconds:7.1f} s  "
         f"payload {m.payload / mb:6.0f} MB  "
         f"link far->near {m.link_bytes[0] / mb:6.0f} MB, near->far {m.link_bytes[1] / mb:6.0f} MB  "
-        f"share {m.share:4.0%}  rss {m.peak_rss_mb:4.0f} MB{'' if m.ok else '  FAILED'}"
+        f"share {f'{m.share:4.0%}' if m.payload else '   -'}  rss {m.peak_rss_mb:4.0f} MB{'' if m.ok else '  FAILED'}"
     )
 
 
@@ -583,9 +609,10 @@ def summary(results: Sequence[Measure]) -> None:
         failed = sum(not m.ok for tool in runs for m in runs[tool])
         profile = PROFILES[key[0]]
         goal = f" (target {profile.targets:.0%})" if key[2] == "many" else ""
+        shares = (f"share {share[BOT]:4.0%}{goal}", f"share {share[SKOPEO]:4.0%}") if key[2] != "noop" else ("", "")
         print(
-            f"  {key[0]:12} {key[1]:11} {key[2]:5} bot {span[BOT]:14} share {share[BOT]:4.0%}{goal}  "
-            f"skopeo {span[SKOPEO]:14} share {share[SKOPEO]:4.0%}  ratio {med[BOT] / med[SKOPEO]:.2f}"
+            f"  {key[0]:12} {key[1]:11} {key[2]:5} bot {span[BOT]:14} {shares[0]:10}  "
+            f"skopeo {span[SKOPEO]:14} {shares[1]:10}  ratio {med[BOT] / med[SKOPEO]:.2f}"
             + (f"  {failed} FAILED" if failed else "")
         )
 
