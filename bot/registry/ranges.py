@@ -17,10 +17,9 @@ and a blob goes parted only while the source host has stream slots to spare (:cl
 every slot is busy more streams would only share the same link, and when transfers finish near the end of a
 run the slow ones left split their rest across the freed slots instead of trickling on alone. A blob other
 images wait for (a shared base layer they will mount) is on every one's path: it splits, and runs its parts,
-even when no slot is spare. Parts are at most
-``part_size`` and smaller for a small rest (down to :data:`MIN_PART`), so that a 2 MB layer can still be spread.
-Only the parts ahead of the one being delivered are held in memory, and the run holds at most
-:attr:`TransferSettings.buffer_bytes` of them in all.
+even when no slot is spare. Parts are at most ``part_size`` and smaller for a small rest (down to
+:data:`MIN_PART`), so that a 2 MB layer can still be spread. Only the parts ahead of the one being delivered are
+held in memory, and the run holds at most :attr:`TransferSettings.buffer_bytes` of them in all.
 """
 
 from __future__ import annotations
