@@ -212,12 +212,12 @@ def sync(
     carrier = Referrers(referrers, concurrency=concurrency) if referrers is not None and referrers.copy else None
     # Each image is read back in its own worker as soon as it is done, while other images still move: one by
     # one after the run, each a round trip to the target, the reads took seconds on a long link.
-    checks: dict[tuple[str, str, str], tuple[bool, str | None]] = {}
+    checks: dict[ImageLocation, tuple[bool, str | None]] = {}
 
     def finish(copier: Copier, src: ImageLocation, dst: ImageLocation, copy: CopyResult) -> CopyResult:
         if carrier is not None:
             copy = carrier.attach(copier, src, dst, copy)
-        checks[(dst.host, dst.repository, dst.reference)] = _verify(client, dst, copy)
+        checks[dst] = _verify(client, dst, copy)
         return copy
 
     try:
@@ -262,8 +262,7 @@ def sync(
         verified = False
         reason = None
         if not dry_run:
-            where = (outcome.target.host, outcome.target.repository, outcome.target.reference)
-            verified, reason = checks.get(where) or _verify(client, outcome.target, copy)
+            verified, reason = checks[outcome.target]  # every copied image passed through ``finish``
         results[index] = ImageResult(
             ref,
             target,

@@ -31,7 +31,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -201,13 +200,8 @@ class SourceReader:
                 with self._open(start) as stream:
                     skip = start if stream.status == 200 else 0
                     chunks = iter(stream)
-                    while True:
-                        with pace.waiting():
-                            received = next(chunks, None)
-                        if received is None:
-                            break
+                    while (received := pace.read(chunks)) is not None:
                         self.stats.received += len(received)
-                        pace.bytes += len(received)
                         dropped = min(skip, len(received))  # bytes delivered before, sent again
                         skip -= dropped
                         if dropped < len(received):
@@ -255,13 +249,14 @@ class _Pace:
         self.bytes = 0
         self.seconds = 0.0
 
-    @contextmanager
-    def waiting(self) -> Iterator[None]:
+    def read(self, chunks: Iterator[bytes]) -> bytes | None:
+        """The next chunk (``None`` at the end), its bytes and the wait for it counted."""
         began = time.monotonic()
-        try:
-            yield
-        finally:
-            self.seconds += time.monotonic() - began
+        chunk = next(chunks, None)
+        self.seconds += time.monotonic() - began
+        if chunk is not None:
+            self.bytes += len(chunk)
+        return chunk
 
     def slow(self, settings: TransferSettings) -> bool:
         return self.seconds >= settings.probe_seconds and self.bytes < settings.slow_stream * self.seconds
