@@ -24,7 +24,9 @@ connection after ``--reset-mb`` MB (default 50) with a reset; bytes the proxy pa
 blob's size, for the bot and for skopeo.
 
 Printed per run: wall time, bytes over the link each way, the share of the link's capacity (the set's
-distinct blob bytes / time / rate), and the bot / skopeo ratio. Every copy is checked digest-exact in the
+distinct blob bytes / time / rate), and the bot / skopeo ratio. Before the runs on each link and placement,
+its ceiling: the share raw TCP reaches moving the same bytes the same way (``bench/link_probe.py``, see
+:func:`link_ceiling`; ``--skip ceiling`` leaves it out). Every copy is checked digest-exact in the
 target's storage. Every namespace, device, process and file the benchmark made is removed at the end (also
 after Ctrl-C).
 """
@@ -388,6 +390,8 @@ def link_runs(
             scenarios = [("many", images, distinct_bytes(images))]
             if "big" not in args.skip:
                 scenarios.append(("big", [dataset.big], dataset.big.blob_bytes))
+            if "ceiling" not in args.skip:
+                CEILINGS[(profile.name, placement)] = link_ceiling(link, profile, placement, images, work)
             for rep in range(1, args.reps + 1):
                 order = tuple(t for t in ((BOT, SKOPEO) if rep % 2 else (SKOPEO, BOT)) if t in args.tool)
                 for scenario, images, payload in scenarios:
@@ -400,6 +404,77 @@ def link_runs(
         finally:
             source.stop()
     return results
+
+
+# -- the link's own ceiling ----------------------------------------------------------------------------------
+
+PROBE_PORT = 5002
+PROBE_STREAMS = (8, 32, 128)
+CEILINGS: dict[tuple[str, str], float] = {}  # (profile, placement) -> the highest share any client can reach
+
+
+def link_ceiling(link: Link, profile: Profile, placement: str, images: Sequence[SourceImage], work: Path) -> float:
+    """The share of the link raw TCP reaches moving the same bytes the same way, with no registry protocol.
+
+    The slower of two transfers: all the set's distinct bytes sent at once, split evenly over 8, 32 or 128
+    connections (the best count counts), and, with the tool next to the source, the largest blob sent over one
+    connection. That second one is a hard bound: a blob's upload is one ordered stream by protocol (chunked
+    PATCH, ECR's UploadLayerPart). Next to the target the largest blob is downloaded in ranged parts, so it
+    does not apply there. The first is a reference, not a bound: a tool opening more connections, or fresh ones
+    (a new connection's slow start outruns a lossy link's steady state), can beat it a little.
+    """
+    sizes = blob_sizes(images)
+    payload = sum(sizes.values())
+    sender, receiver, receiver_ip = (
+        (link.far, link.near, NEAR_IP) if placement == "near-target" else (link.near, link.far, FAR_IP)
+    )
+    probe = str(REPO / "bench" / "link_probe.py")
+    sink = subprocess.Popen(["ip", "netns", "exec", receiver, sys.executable, probe, "sink", str(PROBE_PORT)])
+    try:
+
+        def send(total: int, streams: int) -> float:
+            argv = ["ip", "netns", "exec", sender, sys.executable, probe, "send", receiver_ip, str(PROBE_PORT)]
+            done = sh(*argv, str(total), str(streams), check=False)
+            if done.returncode != 0:
+                raise SystemExit(f"link probe failed: {done.stderr.strip()[-300:]}")
+            return float(json.loads(done.stdout)["seconds"])
+
+        for _ in range(100):  # the sink is listening once a one-byte send goes through
+            if (
+                sh(
+                    "ip",
+                    "netns",
+                    "exec",
+                    sender,
+                    sys.executable,
+                    probe,
+                    "send",
+                    receiver_ip,
+                    str(PROBE_PORT),
+                    "1",
+                    "1",
+                    check=False,
+                ).returncode
+                == 0
+            ):
+                break
+            time.sleep(0.05)
+        bulk = {streams: send(payload, streams) for streams in PROBE_STREAMS}
+        best = min(bulk.values())
+        largest = max(sizes.values())
+        single = send(largest, 1) if placement == "near-source" else 0.0
+    finally:
+        sink.terminate()
+        sink.wait(5)
+    ceiling = payload * 8 / max(best, single) / profile.rate_bps
+    shown = ", ".join(f"{n} streams {t:.1f} s" for n, t in bulk.items())
+    one = f"; the largest blob ({largest / 1e6:.0f} MB) over one stream {single:.1f} s" if single else ""
+    print(
+        f"  {profile.name:12} {placement:11} ceiling: raw TCP, {payload / 1e6:.0f} MB: {shown}{one}: "
+        f"share {ceiling:.0%}",
+        flush=True,
+    )
+    return ceiling
 
 
 def one_run(
@@ -608,7 +683,9 @@ def summary(results: Sequence[Measure]) -> None:
         }
         failed = sum(not m.ok for tool in runs for m in runs[tool])
         profile = PROFILES[key[0]]
-        goal = f" (target {profile.targets:.0%})" if key[2] == "many" else ""
+        ceiling = CEILINGS.get((key[0], key[1]))
+        goal = f" (target {profile.targets:.0%}" + (f", ceiling {ceiling:.0%})" if ceiling else ")")
+        goal = goal if key[2] == "many" else ""
         shares = (f"share {share[BOT]:4.0%}{goal}", f"share {share[SKOPEO]:4.0%}") if key[2] != "noop" else ("", "")
         print(
             f"  {key[0]:12} {key[1]:11} {key[2]:5} bot {span[BOT]:14} {shares[0]:10}  "
@@ -632,7 +709,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=2, help="repetitions of each measurement (default: 2)")
     parser.add_argument("--profile", action="append", choices=sorted(PROFILES), help="default: both")
     parser.add_argument("--placement", action="append", choices=PLACEMENTS, help="default: both")
-    parser.add_argument("--skip", action="append", default=[], choices=["links", "resets", "big"])
+    parser.add_argument("--skip", action="append", default=[], choices=["links", "resets", "big", "ceiling"])
     parser.add_argument("--images", type=int, default=20, help="copy the first N images of the set (default: 20)")
     parser.add_argument("--tool", action="append", choices=[BOT, SKOPEO], help="only this tool (tuning; no ratios)")
     parser.add_argument("--bot-arg", action="append", default=[], help="pass this argument to the bot too")
