@@ -38,7 +38,7 @@ def sink(port: int) -> None:
 
 def send(host: str, port: int, total: int, streams: int) -> float:
     block = os.urandom(CHUNK)
-    shares = [total // streams + (1 if i < total % streams else 0) for i in range(streams)]
+    sizes = [total // streams + (1 if i < total % streams else 0) for i in range(streams)]
     failures: list[BaseException] = []
 
     def one(size: int) -> None:
@@ -56,7 +56,7 @@ def send(host: str, port: int, total: int, streams: int) -> float:
             failures.append(exc)
 
     start = time.monotonic()
-    threads = [threading.Thread(target=one, args=(size,)) for size in shares if size]
+    threads = [threading.Thread(target=one, args=(size,)) for size in sizes if size]
     for thread in threads:
         thread.start()
     for thread in threads:

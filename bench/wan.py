@@ -391,7 +391,7 @@ def link_runs(
             if "big" not in args.skip:
                 scenarios.append(("big", [dataset.big], dataset.big.blob_bytes))
             if "ceiling" not in args.skip:
-                CEILINGS[(profile.name, placement)] = link_ceiling(link, profile, placement, images, work)
+                CEILINGS[(profile.name, placement)] = link_ceiling(link, profile, placement, images)
             for rep in range(1, args.reps + 1):
                 order = tuple(t for t in ((BOT, SKOPEO) if rep % 2 else (SKOPEO, BOT)) if t in args.tool)
                 for scenario, images, payload in scenarios:
@@ -413,7 +413,7 @@ PROBE_STREAMS = (8, 32, 128)
 CEILINGS: dict[tuple[str, str], float] = {}  # (profile, placement) -> the highest share any client can reach
 
 
-def link_ceiling(link: Link, profile: Profile, placement: str, images: Sequence[SourceImage], work: Path) -> float:
+def link_ceiling(link: Link, profile: Profile, placement: str, images: Sequence[SourceImage]) -> float:
     """The share of the link raw TCP reaches moving the same bytes the same way, with no registry protocol.
 
     The slower of two transfers: all the set's distinct bytes sent at once, split evenly over 8, 32 or 128
@@ -429,34 +429,21 @@ def link_ceiling(link: Link, profile: Profile, placement: str, images: Sequence[
         (link.far, link.near, NEAR_IP) if placement == "near-target" else (link.near, link.far, FAR_IP)
     )
     probe = str(REPO / "bench" / "link_probe.py")
+
+    def probe_send(total: int, streams: int) -> subprocess.CompletedProcess[str]:
+        argv = ["ip", "netns", "exec", sender, sys.executable, probe, "send", receiver_ip, str(PROBE_PORT)]
+        return sh(*argv, str(total), str(streams), check=False)
+
+    def send(total: int, streams: int) -> float:
+        done = probe_send(total, streams)
+        if done.returncode != 0:
+            raise SystemExit(f"link probe failed: {done.stderr.strip()[-300:]}")
+        return float(json.loads(done.stdout)["seconds"])
+
     sink = subprocess.Popen(["ip", "netns", "exec", receiver, sys.executable, probe, "sink", str(PROBE_PORT)])
     try:
-
-        def send(total: int, streams: int) -> float:
-            argv = ["ip", "netns", "exec", sender, sys.executable, probe, "send", receiver_ip, str(PROBE_PORT)]
-            done = sh(*argv, str(total), str(streams), check=False)
-            if done.returncode != 0:
-                raise SystemExit(f"link probe failed: {done.stderr.strip()[-300:]}")
-            return float(json.loads(done.stdout)["seconds"])
-
         for _ in range(100):  # the sink is listening once a one-byte send goes through
-            if (
-                sh(
-                    "ip",
-                    "netns",
-                    "exec",
-                    sender,
-                    sys.executable,
-                    probe,
-                    "send",
-                    receiver_ip,
-                    str(PROBE_PORT),
-                    "1",
-                    "1",
-                    check=False,
-                ).returncode
-                == 0
-            ):
+            if probe_send(1, 1).returncode == 0:
                 break
             time.sleep(0.05)
         bulk = {streams: send(payload, streams) for streams in PROBE_STREAMS}
@@ -683,9 +670,10 @@ def summary(results: Sequence[Measure]) -> None:
         }
         failed = sum(not m.ok for tool in runs for m in runs[tool])
         profile = PROFILES[key[0]]
-        ceiling = CEILINGS.get((key[0], key[1]))
-        goal = f" (target {profile.targets:.0%}" + (f", ceiling {ceiling:.0%})" if ceiling else ")")
-        goal = goal if key[2] == "many" else ""
+        goal = ""
+        if key[2] == "many":
+            ceiling = CEILINGS.get((key[0], key[1]))
+            goal = f" (target {profile.targets:.0%}" + (f", ceiling {ceiling:.0%})" if ceiling else ")")
         shares = (f"share {share[BOT]:4.0%}{goal}", f"share {share[SKOPEO]:4.0%}") if key[2] != "noop" else ("", "")
         print(
             f"  {key[0]:12} {key[1]:11} {key[2]:5} bot {span[BOT]:14} {shares[0]:10}  "
